@@ -1,0 +1,100 @@
+namespace TraceUnwind.Processes;
+
+/// <summary>
+/// The mappings of one process, sorted by address and never overlapping, like the kernel's
+/// VMA tree: inserting a mapping cuts away whatever it covers (an <c>mmap(MAP_FIXED)</c> over an
+/// older mapping, ld.so's whole-file map followed by its segments, perf's
+/// <c>maps__fixup_overlappings</c>). Lookups are binary searches and allocate nothing.
+/// </summary>
+public sealed class AddressSpace
+{
+    // Sorted by Start; pairwise disjoint, so End is sorted too.
+    private readonly List<Mapping> _maps;
+
+    public AddressSpace() => _maps = new List<Mapping>();
+
+    private AddressSpace(List<Mapping> maps) => _maps = maps;
+
+    /// <summary>Changes on every insert or removal, so caches keyed by address can tell they are stale.</summary>
+    public int Generation { get; private set; }
+
+    public int Count => _maps.Count;
+
+    public IReadOnlyList<Mapping> Mappings => _maps;
+
+    /// <summary>A copy for a forked child (mappings are immutable and shared).</summary>
+    public AddressSpace Clone() => new(new List<Mapping>(_maps)) { Generation = Generation };
+
+    public void Clear()
+    {
+        _maps.Clear();
+        Generation++;
+    }
+
+    /// <summary>Adds <paramref name="mapping"/>, removing or trimming every older mapping it overlaps.</summary>
+    public void Insert(Mapping mapping)
+    {
+        Generation++;
+        if (mapping.End == mapping.Start) return;
+        // First mapping whose End is above the new Start: the first that can overlap.
+        int i = FirstEndAbove(mapping.Start);
+        while (i < _maps.Count && _maps[i].Start < mapping.End)
+        {
+            var old = _maps[i];
+            _maps.RemoveAt(i);
+            if (old.Start < mapping.Start)
+                _maps.Insert(i++, old.Slice(old.Start, mapping.Start));
+            if (old.End > mapping.End)
+            {
+                _maps.Insert(i, old.Slice(mapping.End, old.End));
+                break;
+            }
+        }
+        _maps.Insert(i, mapping);
+    }
+
+    /// <summary>Removes every part of <c>[start, end)</c> (munmap).</summary>
+    public void Remove(ulong start, ulong end)
+    {
+        if (end <= start) return;
+        Generation++;
+        int i = FirstEndAbove(start);
+        while (i < _maps.Count && _maps[i].Start < end)
+        {
+            var old = _maps[i];
+            _maps.RemoveAt(i);
+            if (old.Start < start) _maps.Insert(i++, old.Slice(old.Start, start));
+            if (old.End > end) { _maps.Insert(i, old.Slice(end, old.End)); break; }
+        }
+    }
+
+    /// <summary>The mapping that contains <paramref name="address"/>, if any.</summary>
+    public Mapping? Find(ulong address)
+    {
+        int i = FirstEndAbove(address);
+        if (i < _maps.Count && _maps[i].Start <= address) return _maps[i];
+        return null;
+    }
+
+    /// <summary>
+    /// The kernel's <c>find_vma(mm, addr)</c>: the first mapping whose end is above
+    /// <paramref name="address"/>. It need not contain the address (an address in a gap gets
+    /// the next mapping up); ftrace's sym-userobj prints <c>ip - vm_start</c> of it, wrapped.
+    /// </summary>
+    public Mapping? FindVma(ulong address)
+    {
+        int i = FirstEndAbove(address);
+        return i < _maps.Count ? _maps[i] : null;
+    }
+
+    private int FirstEndAbove(ulong address)
+    {
+        int lo = 0, hi = _maps.Count;
+        while (lo < hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (_maps[mid].End > address) hi = mid; else lo = mid + 1;
+        }
+        return lo;
+    }
+}

@@ -1,0 +1,26 @@
+using System.CommandLine;
+using TraceUnwind.Cli.Commands;
+
+namespace TraceUnwind.Cli;
+
+public static class Program
+{
+    public static int Main(string[] args) => BuildRoot().Parse(args).Invoke();
+
+    /// <summary>The command tree; each command wires its own options in its <c>Create()</c>.</summary>
+    public static RootCommand BuildRoot()
+    {
+        var root = new RootCommand(
+            "TraceUnwind: turns Linux trace captures (perf.data, ftrace text) into stacks people can read.\n" +
+            "User frames are written path[+0xOFF] exactly as the kernel's ftrace sym-userobj option prints them.");
+        root.Subcommands.Add(ScriptCommand.Create());
+        root.Subcommands.Add(FoldCommand.Create());
+        root.Subcommands.Add(CsvCommand.Create());
+        root.Subcommands.Add(ReportCommand.Create());
+        root.Subcommands.Add(ConvertCommand.Create());
+        root.Subcommands.Add(RewriteCommand.Create());
+        root.Subcommands.Add(InjectCommand.Create());
+        root.Subcommands.Add(SFrameCommand.Create());
+        return root;
+    }
+}
