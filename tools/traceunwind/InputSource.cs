@@ -55,7 +55,7 @@ public sealed class InputSource : IDisposable
         string name;
         if (isStdin)
         {
-            s = stdin ?? Console.OpenStandardInput(1 << 16);
+            s = stdin ?? CliConsole.OpenStdin();
             name = "stdin";
         }
         else

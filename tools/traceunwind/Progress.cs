@@ -25,7 +25,7 @@ public sealed class Progress : IDisposable
     /// <summary>A reporter that is silent unless stderr is a terminal and CI is not set.</summary>
     public static Progress Create(TextWriter stderr, string label, long totalBytes, bool? forceEnabled = null)
     {
-        bool enabled = forceEnabled ?? (!Console.IsErrorRedirected && Environment.GetEnvironmentVariable("CI") is null or "" or "false");
+        bool enabled = forceEnabled ?? (CliConsole.ErrorIsTerminal && Environment.GetEnvironmentVariable("CI") is null or "" or "false");
         return new Progress(enabled ? stderr : null, label, totalBytes);
     }
 
