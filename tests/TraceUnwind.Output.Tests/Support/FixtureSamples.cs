@@ -19,7 +19,13 @@ internal sealed class DictionarySymbolizer : ISymbolizer
 }
 
 /// <summary>A capture turned into Core samples plus a symbolizer that knows perf's names for them.</summary>
-internal sealed record FixtureCapture(string Name, List<OwnedSample> Samples, DictionarySymbolizer Symbolizer);
+/// <summary>
+/// A capture turned into Core samples plus a symbolizer that knows perf's names for them;
+/// <see cref="PerfSamples"/> are perf's own parsed lines for the same samples (same order), and
+/// <see cref="FileRelative"/> says whether perf printed resolved user addresses file-relative (perf 6.1).
+/// </summary>
+internal sealed record FixtureCapture(string Name, List<OwnedSample> Samples, DictionarySymbolizer Symbolizer,
+    List<ScriptSample> PerfSamples, bool FileRelative);
 
 /// <summary>
 /// Turns perf's own <c>perf script</c> text of the fixtures into Core <see cref="Sample"/>s, as the perf
@@ -87,6 +93,7 @@ internal static class FixtureSamples
         var table = new ProcessTable();
         var symbolizer = new DictionarySymbolizer();
         var result = new List<OwnedSample>();
+        var perf = new List<ScriptSample>();
         var frames = new List<Frame>();
         foreach (var item in inOrder)
         {
@@ -111,6 +118,7 @@ internal static class FixtureSamples
             var p = withPeriod[index];
             if (p.TimeNs != ss.TimeNs || p.Tid != ss.Tid)
                 throw new InvalidOperationException($"{name}: sample {index} (line {ss.Line}) differs from the period file (line {p.Line})");
+            perf.Add(ss);
             int pid = ss.Pid >= 0 ? ss.Pid : table.ProcessOfThread(ss.Tid);
             var space = table.FindProcess(pid)?.Maps;
             frames.Clear();
@@ -131,7 +139,7 @@ internal static class FixtureSamples
             });
         }
         if (result.Count != withPeriod.Count) throw new InvalidOperationException($"{name}: {result.Count} samples, period file has {withPeriod.Count}");
-        return new FixtureCapture(name, result, symbolizer);
+        return new FixtureCapture(name, result, symbolizer, perf, fileRelative);
     }
 
     private static Frame ToFrame(ScriptFrame f, AddressSpace? space, bool fileRelative, string name, int line)
