@@ -1,4 +1,5 @@
 using TraceUnwind.Model;
+using Xunit.Abstractions;
 using TraceUnwind.Output.Tests.Support;
 
 namespace TraceUnwind.Output.Tests;
@@ -8,7 +9,7 @@ namespace TraceUnwind.Output.Tests;
 /// stacks, strings interned), more passes over the same samples allocate nothing (script, fold)
 /// or a small measured amount (CSV: CsvHelper takes strings).
 /// </summary>
-public class AllocationTests
+public class AllocationTests(ITestOutputHelper output)
 {
     private const int Passes = 10;
 
@@ -65,6 +66,7 @@ public class AllocationTests
         var w = new CsvSampleWriter(Stream.Null, c.Symbolizer);
         long bytes = Measure(c, w);
         double perSample = (double)bytes / (Passes * c.Samples.Count);
+        output.WriteLine($"csv: {perSample:F1} bytes per sample ({c.Samples.Sum(s => Math.Max(1, s.Frames.Length)) / (double)c.Samples.Count:F1} rows per sample)");
         Assert.True(perSample < 160, $"{perSample:F1} bytes per sample");
         w.Complete();
     }
