@@ -1,0 +1,26 @@
+using System.CommandLine;
+using TraceUnwind.Symbols;
+
+namespace TraceUnwind.Cli;
+
+/// <summary>Builds the frame namer's symbol sources from <c>--kallsyms</c> and <c>--symbols</c>/<c>--symfs</c>.</summary>
+internal static class SymbolizerFactory
+{
+    public static ISymbolizer? Create(ParseResult parseResult, SampleOptions options)
+    {
+        var parts = new List<ISymbolizer>();
+        if (parseResult.GetValue(options.Kallsyms) is { } kallsyms)
+            parts.Add(KallsymsSymbolizer.Load(kallsyms));
+        if (parseResult.GetValue(options.Symbols))
+            parts.Add(ElfSymbols(parseResult.GetValue(options.Symfs)));
+        return parts.Count switch
+        {
+            0 => null,
+            1 => parts[0],
+            _ => new CompositeSymbolizer(parts.ToArray()),
+        };
+    }
+
+    private static ISymbolizer ElfSymbols(string? symfs) =>
+        throw new NotSupportedException("--symbols is not wired yet");
+}
