@@ -97,7 +97,12 @@ public sealed class PerfSampleBuilder : IPerfRecordHandler
         int n = 0;
         var ips = d.Ips;
         for (int i = 0; i < ips.Length && n < _frames.Length; i++)
-            _frames[n++] = new Frame(ips[i], FrameKind.User, Processes.FindUser(sid.Pid, ips[i]), i == 0 ? FrameFlags.None : FrameFlags.ReturnAddress);
+        {
+            // Deferred ips carry no markers; a value in the marker range is frame-pointer junk
+            // (0xffffffffffffffff seen in real captures). perf drops the whole chain; we drop the word.
+            if (ips[i] >= PerfContext.Max) { CountOdd(d.Record.FileOffset, $"deferred callchain entry 0x{ips[i]:x}"); continue; }
+            _frames[n++] = new Frame(ips[i], FrameKind.User, Processes.FindUser(sid.Pid, ips[i]), n == 0 ? FrameFlags.None : FrameFlags.ReturnAddress);
+        }
         var sample = new Sample
         {
             Index = _index++,
@@ -197,11 +202,13 @@ public sealed class PerfSampleBuilder : IPerfRecordHandler
         return n;
     }
 
-    private void CountOdd(in PerfSample s, string what)
+    private void CountOdd(in PerfSample s, string what) => CountOdd(s.Record.FileOffset, what);
+
+    private void CountOdd(long fileOffset, string what)
     {
         const string Code = "perf.callchain.odd-context";
         if (_tally.WantsExample(Code))
-            _tally.Add(Code, new InputPosition(_session.SourceName, s.Record.FileOffset), what + "; the marker was skipped", TallySeverity.Notice);
+            _tally.Add(Code, new InputPosition(_session.SourceName, fileOffset), what + "; the marker was skipped", TallySeverity.Notice);
         else _tally.Count(Code);
     }
 }
