@@ -25,6 +25,9 @@ public sealed class GroundTruthTests(ITestOutputHelper output)
             d.Add($"perf/{w}/tp.data", $"perf/{w}/tp.script_F.txt", Addr.FileRelative, false);
             d.Add($"perf/{w}/dwarf.data", $"perf/{w}/dwarf.script_F.txt", Addr.FileRelative, true);
         }
+        // Made on this machine with perf 6.1 (fixtures/perf-local/capture.sh): pipe mode and -z.
+        d.Add("perf-local/pipe.data", "perf-local/pipe.script_F.txt.gz", Addr.FileRelative, false);
+        d.Add("perf-local/zstd.data", "perf-local/zstd.script_F.txt.gz", Addr.FileRelative, false);
         d.Add("perf-defer/recur-fp/perf.data", "perf-defer/recur-fp/script-F.txt.gz", Addr.Absolute, false);
         d.Add("perf-defer/bash-fp/perf.data", "perf-defer/bash-fp/script-F.txt.gz", Addr.Absolute, false);
         return d;
