@@ -31,8 +31,7 @@ public enum PerfRecordType : uint
     /// <summary>PERF_RECORD_CALLCHAIN_DEFERRED (Linux 6.19, kernel commit c69993ecdd4d).</summary>
     CallchainDeferred = 22,
 
-    /// <summary>First perf-synthesized ("user") type.</summary>
-    UserTypeStart = 64,
+    /// <summary>The first perf-synthesized ("user") type (PERF_RECORD_USER_TYPE_START).</summary>
     HeaderAttr = 64,
     HeaderEventType = 65,
     HeaderTracingData = 66,

@@ -284,7 +284,7 @@ internal sealed class ReaderCore<TOrder> : IReaderCore where TOrder : struct, IB
     private void Arrive(ReadOnlySpan<byte> rec, long off)
     {
         var type = (PerfRecordType)TOrder.UInt32(rec);
-        if (type < PerfRecordType.UserTypeStart)
+        if (type < PerfRecordType.HeaderAttr)
         {
             if (type == 0 || type > PerfRecordType.CallchainDeferred) { Unknown(rec, off); return; }
             if (_sorter is not null)
