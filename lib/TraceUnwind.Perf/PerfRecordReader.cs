@@ -194,8 +194,8 @@ public sealed class PerfRecordReader : IDisposable
         if (Session.Events.Count == 0)
             Tally.Add("perf.attr.none", new InputPosition(Session.SourceName, 24), "the file has no attrs: no sample can be decoded", TallySeverity.Notice);
 
-        long featOffset = sec.DataOffset + sec.DataSize;
-        if (seekable)
+        long featOffset = sec.DataSize < 0 ? -1 : sec.DataOffset + sec.DataSize;
+        if (seekable && featOffset >= 0)
         {
             await ReadFeaturesSeekableAsync(featOffset, fileLength, start, ct).ConfigureAwait(false);
             Session.FeaturesComplete = true;
@@ -205,7 +205,7 @@ public sealed class PerfRecordReader : IDisposable
         core.BeginData(sec.DataOffset, sec.DataSize);
         await RunDataAsync(ct).ConfigureAwait(false);
 
-        if (!seekable && !core.Stopped)
+        if (!seekable && !core.Stopped && featOffset >= 0)
         {
             await ReadFeaturesStreamingAsync(featOffset, ct).ConfigureAwait(false);
             Session.FeaturesComplete = true;

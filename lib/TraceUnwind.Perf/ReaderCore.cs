@@ -86,8 +86,11 @@ internal sealed class ReaderCore<TOrder> : IReaderCore where TOrder : struct, IB
     /// event_types; u64 adds_features[4]; }</c>, checked against the file length when known
     /// (sums widened: <c>size &gt; len || offset &gt; len - size</c> cannot wrap).
     /// </summary>
+    private long _fileLength = -1;
+
     public void ParseFileHeader(ReadOnlySpan<byte> h, long fileLength)
     {
+        _fileLength = fileLength;
         ulong headerSize = TOrder.UInt64(h[8..]);
         if (headerSize != FileHeaderSize && headerSize != OldFileHeaderSize)
             Fail($"perf.data header size {headerSize}: neither {FileHeaderSize} (file mode) nor {PipeHeaderSize} (pipe mode)", 8);
@@ -106,12 +109,21 @@ internal sealed class ReaderCore<TOrder> : IReaderCore where TOrder : struct, IB
         if (attrsSize / attrSize > MaxAttrs)
             Fail($"attrs section claims {attrsSize / attrSize} attrs (more than {MaxAttrs})", 32);
         CheckSection("attrs", attrsOff, attrsSize, fileLength, 24);
-        CheckSection("data", dataOff, dataSize, fileLength, 40);
+        if (dataSize == 0 && (fileLength < 0 || (ulong)fileLength > dataOff))
+        {
+            // perf writes data.size at the end of a recording; a perf record that was killed leaves 0.
+            // perf then warns and reads to the end of the file; so do we (features are not there).
+            _tally.Add("perf.data.size-zero", At(48), "the header's data size is 0 (perf record did not finish?): reading records to the end of the input", TallySeverity.Notice);
+            Array.Clear(_session.FeatureBitmap);
+            dataSize = fileLength >= 0 ? (ulong)fileLength - dataOff : ulong.MaxValue;
+        }
+        if (dataSize != ulong.MaxValue) CheckSection("data", dataOff, dataSize, fileLength, 40);
         if (dataOff < headerSize)
             Fail($"data section at 0x{dataOff:x} overlaps the {headerSize}-byte header", 40);
+        long size = dataSize == ulong.MaxValue ? -1 : (long)dataSize; // -1: to the end of the input
         _session.DataOffset = (long)dataOff;
-        _session.DataSize = (long)dataSize;
-        Sections = new PerfFileSections((long)headerSize, (long)attrSize, (long)attrsOff, (long)attrsSize, (long)dataOff, (long)dataSize);
+        _session.DataSize = size;
+        Sections = new PerfFileSections((long)headerSize, (long)attrSize, (long)attrsOff, (long)attrsSize, (long)dataOff, size);
     }
 
     private void CheckSection(string name, ulong offset, ulong size, long fileLength, long fieldOffset)
@@ -144,6 +156,8 @@ internal sealed class ReaderCore<TOrder> : IReaderCore where TOrder : struct, IB
             var attr = PerfEventAttr.Parse<TOrder>(entry[..(int)size]);
             ulong idsOff = TOrder.UInt64(entry[attrBytes..]), idsSize = TOrder.UInt64(entry[(attrBytes + 8)..]);
             if (idsSize % 8 != 0) Fail($"attr {i}: ids section size 0x{idsSize:x} is not a multiple of 8", at + attrBytes + 8);
+            CheckSection($"attr {i}: ids", idsOff, idsSize, _fileLength, at + attrBytes);
+            if (idsSize > 1 << 30) Fail($"attr {i}: ids section of 0x{idsSize:x} bytes is not believable", at + attrBytes + 8);
             ulong[] ids = [];
             if (idsSize > 0)
             {
