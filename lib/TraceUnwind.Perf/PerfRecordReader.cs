@@ -347,7 +347,7 @@ public sealed class PerfRecordReader : IDisposable
             ct.ThrowIfCancellationRequested();
             if (!pipe.TryRead(out var result))
             {
-                if (core.IsPipe) core.OnIdle();
+                if (!_input.CanSeek) core.OnIdle(); // a pipe went quiet: let the sinks write out
                 result = await pipe.ReadAsync(ct).ConfigureAwait(false);
             }
             var buffer = result.Buffer;

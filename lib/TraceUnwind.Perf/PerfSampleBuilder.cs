@@ -100,7 +100,7 @@ public sealed class PerfSampleBuilder : IPerfRecordHandler
         {
             // Deferred ips carry no markers; a value in the marker range is frame-pointer junk
             // (0xffffffffffffffff seen in real captures). perf drops the whole chain; we drop the word.
-            if (ips[i] >= PerfContext.Max) { CountOdd(d.Record.FileOffset, $"deferred callchain entry 0x{ips[i]:x}"); continue; }
+            if (ips[i] >= PerfContext.Max) { CountOdd(d.Record.FileOffset, ips[i], "marker-range word in a deferred callchain"); continue; }
             _frames[n++] = new Frame(ips[i], FrameKind.User, Processes.FindUser(sid.Pid, ips[i]), n == 0 ? FrameFlags.None : FrameFlags.ReturnAddress);
         }
         var sample = new Sample
@@ -143,10 +143,10 @@ public sealed class PerfSampleBuilder : IPerfRecordHandler
                     case PerfContext.UserDeferred:
                         // A marker not in the last-but-one place: its cookie is the next word; skip both.
                         i++;
-                        CountOdd(s, "PERF_CONTEXT_USER_DEFERRED before the end of the callchain");
+                        CountOdd(s.Record.FileOffset, ip, "PERF_CONTEXT_USER_DEFERRED before the end of the callchain");
                         break;
                     default:
-                        CountOdd(s, $"unknown callchain context 0x{ip:x}");
+                        CountOdd(s.Record.FileOffset, ip, "unknown callchain context");
                         break;
                 }
                 first = true;
@@ -202,13 +202,12 @@ public sealed class PerfSampleBuilder : IPerfRecordHandler
         return n;
     }
 
-    private void CountOdd(in PerfSample s, string what) => CountOdd(s.Record.FileOffset, what);
-
-    private void CountOdd(long fileOffset, string what)
+    /// <summary>Counts a callchain word in the marker range that is no valid marker here (formats a message only for the kept examples).</summary>
+    private void CountOdd(long fileOffset, ulong word, string what)
     {
         const string Code = "perf.callchain.odd-context";
         if (_tally.WantsExample(Code))
-            _tally.Add(Code, new InputPosition(_session.SourceName, fileOffset), what + "; the marker was skipped", TallySeverity.Notice);
+            _tally.Add(Code, new InputPosition(_session.SourceName, fileOffset), $"{what} 0x{word:x}: skipped (perf drops the whole chain)", TallySeverity.Notice);
         else _tally.Count(Code);
     }
 }

@@ -657,5 +657,9 @@ internal sealed class ReaderCore<TOrder> : IReaderCore where TOrder : struct, IB
 
     public void OnIdle() => _handler.OnIdle();
 
-    public void Dispose() => _zstd?.Dispose();
+    public void Dispose()
+    {
+        _zstd?.Dispose();
+        _sorter?.Dispose();
+    }
 }

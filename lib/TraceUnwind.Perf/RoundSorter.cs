@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace TraceUnwind.Perf;
 
 /// <summary>
@@ -24,7 +26,7 @@ namespace TraceUnwind.Perf;
 /// (<see cref="MaxQueuedBytes"/>) forces perf's <c>OE_FLUSH__HALF</c> (deliver the older half of
 /// the queued time span) so an input without rounds cannot grow memory without limit.
 /// </summary>
-internal sealed class RoundSorter
+internal sealed class RoundSorter : IDisposable
 {
     private const int ChunkSize = 1 << 20;
 
@@ -43,7 +45,8 @@ internal sealed class RoundSorter
         public int Compare(Entry x, Entry y) => x.Time != y.Time ? x.Time.CompareTo(y.Time) : x.Seq.CompareTo(y.Seq);
     }
 
-    private Entry[] _entries = new Entry[4096];
+    // Both come from the shared pools and go back in Dispose(): a reader that runs again reuses them.
+    private Entry[] _entries = ArrayPool<Entry>.Shared.Rent(4096);
     private int _count;
     private bool _sorted = true;
     private long _seq;
@@ -78,7 +81,13 @@ internal sealed class RoundSorter
         }
         if (_current < 0 || ChunkSize - _currentUsed < record.Length) NewChunk();
         record.CopyTo(_chunks[_current].AsSpan(_currentUsed));
-        if (_count == _entries.Length) Array.Resize(ref _entries, _entries.Length * 2);
+        if (_count == _entries.Length)
+        {
+            var bigger = ArrayPool<Entry>.Shared.Rent(_entries.Length * 2);
+            Array.Copy(_entries, bigger, _count);
+            ArrayPool<Entry>.Shared.Return(_entries);
+            _entries = bigger;
+        }
         // ordered-events.c queue_event(): the max is reset by the first event of an empty queue.
         if (_count == 0) _maxTimestamp = time;
         else if (time > _maxTimestamp) _maxTimestamp = time;
@@ -149,13 +158,25 @@ internal sealed class RoundSorter
         }
     }
 
+    public void Dispose()
+    {
+        ArrayPool<Entry>.Shared.Return(_entries);
+        _entries = [];
+        foreach (var c in _chunks) ArrayPool<byte>.Shared.Return(c);
+        _chunks.Clear();
+        _live.Clear();
+        _freeChunks.Clear();
+        _current = -1;
+        _count = 0;
+    }
+
     private void NewChunk()
     {
         if (_current >= 0 && _live[_current] == 0) { _currentUsed = 0; return; }
         if (_freeChunks.Count > 0) _current = _freeChunks.Pop();
         else
         {
-            _chunks.Add(new byte[ChunkSize]);
+            _chunks.Add(ArrayPool<byte>.Shared.Rent(ChunkSize));
             _live.Add(0);
             _current = _chunks.Count - 1;
         }
