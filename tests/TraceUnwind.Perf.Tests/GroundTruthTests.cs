@@ -28,6 +28,7 @@ public sealed class GroundTruthTests(ITestOutputHelper output)
         // Made on this machine with perf 6.1 (fixtures/perf-local/capture.sh): pipe mode and -z.
         d.Add("perf-local/pipe.data", "perf-local/pipe.script_F.txt.gz", Addr.FileRelative, false);
         d.Add("perf-local/zstd.data", "perf-local/zstd.script_F.txt.gz", Addr.FileRelative, false);
+        d.Add("perf-local/pipe-tp.data", "perf-local/pipe-tp.script_F.txt.gz", Addr.FileRelative, false);
         d.Add("perf-defer/recur-fp/perf.data", "perf-defer/recur-fp/script-F.txt.gz", Addr.Absolute, false);
         d.Add("perf-defer/bash-fp/perf.data", "perf-defer/bash-fp/script-F.txt.gz", Addr.Absolute, false);
         return d;

@@ -72,6 +72,7 @@ public sealed class SidebandTests
                 d.Add($"perf/{w}/{k}.data", $"perf/{w}/{k}.mmap_task_events.txt");
         d.Add("perf-local/pipe.data", "perf-local/pipe.mmap_task_events.txt");
         d.Add("perf-local/zstd.data", "perf-local/zstd.mmap_task_events.txt");
+        d.Add("perf-local/pipe-tp.data", "perf-local/pipe-tp.mmap_task_events.txt");
         foreach (var c in new[] { "recur-fp", "bash-fp", "recur-defer", "bash-defer" })
             d.Add($"perf-defer/{c}/perf.data", $"perf-defer/{c}/script-F-sideband.txt.gz");
         return d;

@@ -44,6 +44,7 @@ public sealed class StreamingTests
     public static TheoryData<string, string> Splits() => new()
     {
         { "perf-local/pipe.data", "1" }, { "perf-local/pipe.data", "7" }, { "perf-local/pipe.data", "random" },
+        { "perf-local/pipe-tp.data", "1" }, { "perf-local/pipe-tp.data", "random" },
         { "perf-local/zstd.data", "1" }, { "perf-local/zstd.data", "random" },
         { "perf/python_script/fp.data", "7" }, { "perf/bash_loop/tp.data", "random" },
         { "perf-defer/recur-defer/perf.data", "random" },
