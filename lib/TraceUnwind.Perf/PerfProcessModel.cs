@@ -100,15 +100,29 @@ public sealed class PerfProcessModel
     /// The user mapping holding <paramref name="ip"/> in process <paramref name="pid"/>: its current
     /// maps, else the maps it had before its last exec (see the class remarks).
     /// </summary>
-    public Mapping? FindUser(int pid, ulong ip)
+    public Mapping? FindUser(int pid, ulong ip) => UserMaps(pid).Find(ip);
+
+    /// <summary>The address spaces to name a process's user addresses with (looked up once per sample).</summary>
+    public UserMaps UserMaps(int pid)
     {
-        if (pid < 0) return null;
+        if (pid < 0) return default;
         var p = Table.FindProcess(pid);
-        var m = p?.Maps.Find(ip);
-        if (m is null && p is { ExecCount: > 0 } && _preExec.TryGetValue(pid, out var old)) m = old.Find(ip);
-        return m;
+        if (p is null) return default;
+        AddressSpace? old = null;
+        if (p.ExecCount > 0) _preExec.TryGetValue(pid, out old);
+        return new UserMaps(p.Maps, old);
     }
 
     /// <summary>The kernel image or module holding <paramref name="ip"/>.</summary>
     public Mapping? FindKernel(ulong ip) => Table.KernelMaps.Find(ip);
+}
+
+/// <summary>A process's current maps and, after an exec, the maps it had before (perf's merged view; see <see cref="PerfProcessModel"/>).</summary>
+public readonly struct UserMaps(AddressSpace? current, AddressSpace? beforeExec)
+{
+    public AddressSpace? Current { get; } = current;
+    public AddressSpace? BeforeExec { get; } = beforeExec;
+
+    /// <summary>The mapping holding <paramref name="ip"/>: the current maps first, then the pre-exec ones.</summary>
+    public Mapping? Find(ulong ip) => Current?.Find(ip) ?? BeforeExec?.Find(ip);
 }

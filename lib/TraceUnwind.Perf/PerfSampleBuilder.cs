@@ -96,12 +96,13 @@ public sealed class PerfSampleBuilder : IPerfRecordHandler
         var sid = d.Record.SampleId;
         int n = 0;
         var ips = d.Ips;
+        var user = Processes.UserMaps(sid.Pid);
         for (int i = 0; i < ips.Length && n < _frames.Length; i++)
         {
             // Deferred ips carry no markers; a value in the marker range is frame-pointer junk
             // (0xffffffffffffffff seen in real captures). perf drops the whole chain; we drop the word.
             if (ips[i] >= PerfContext.Max) { CountOdd(d.Record.FileOffset, ips[i], "marker-range word in a deferred callchain"); continue; }
-            _frames[n++] = new Frame(ips[i], FrameKind.User, Processes.FindUser(sid.Pid, ips[i]), n == 0 ? FrameFlags.None : FrameFlags.ReturnAddress);
+            _frames[n++] = new Frame(ips[i], FrameKind.User, user.Find(ips[i]), n == 0 ? FrameFlags.None : FrameFlags.ReturnAddress);
         }
         var sample = new Sample
         {
@@ -128,6 +129,8 @@ public sealed class PerfSampleBuilder : IPerfRecordHandler
         int end = deferred ? cc.Length - 2 : cc.Length;
         var kind = FrameKind.User;
         bool first = true;
+        var user = Processes.UserMaps(s.Pid);
+        var kernelMaps = Processes.Table.KernelMaps;
         for (int i = 0; i < end; i++)
         {
             ulong ip = cc[i];
@@ -154,8 +157,8 @@ public sealed class PerfSampleBuilder : IPerfRecordHandler
             }
             Mapping? m = kind switch
             {
-                FrameKind.User => Processes.FindUser(s.Pid, ip),
-                FrameKind.Kernel => Processes.FindKernel(ip),
+                FrameKind.User => user.Find(ip),
+                FrameKind.Kernel => kernelMaps.Find(ip),
                 _ => null,
             };
             if (kind == FrameKind.User) userFrames++;
@@ -181,7 +184,7 @@ public sealed class PerfSampleBuilder : IPerfRecordHandler
             }
             else if (s.CpuMode == PerfRecordMisc.User && (s.SampleType & PerfSampleType.Ip) != 0)
             {
-                _frames[n++] = new Frame(s.Ip, FrameKind.User, Processes.FindUser(s.Pid, s.Ip));
+                _frames[n++] = new Frame(s.Ip, FrameKind.User, user.Find(s.Ip));
             }
             return n;
         }
@@ -196,7 +199,7 @@ public sealed class PerfSampleBuilder : IPerfRecordHandler
                 PerfRecordMisc.GuestUser => FrameKind.GuestUser,
                 _ => FrameKind.User,
             };
-            Mapping? m = k == FrameKind.Kernel ? Processes.FindKernel(s.Ip) : k == FrameKind.User ? Processes.FindUser(s.Pid, s.Ip) : null;
+            Mapping? m = k == FrameKind.Kernel ? kernelMaps.Find(s.Ip) : k == FrameKind.User ? user.Find(s.Ip) : null;
             _frames[n++] = new Frame(s.Ip, k, m);
         }
         return n;
