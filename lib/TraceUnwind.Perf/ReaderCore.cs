@@ -34,7 +34,11 @@ internal sealed class ReaderCore<TOrder> : IReaderCore where TOrder : struct, IB
 {
     /// <summary>File headers: 104 bytes, or 72 for perf before the feature bitmap (perf accepts both).</summary>
     public const int FileHeaderSize = 104, OldFileHeaderSize = 72, PipeHeaderSize = 16;
+    // Caps on what the header can make us read before the data (a damaged header must not size a
+    // big allocation): perf has a few attrs of <= 4 KiB each and a few ids per CPU and thread.
     private const int MaxAttrs = 1 << 16;
+    private const long MaxAttrsBytes = 16 << 20;
+    private const long MaxIdsBytes = 64 << 20;
     private const int MaxRecord = 65535;
     private const long ProgressEvery = 4L << 20;
 
@@ -106,8 +110,8 @@ internal sealed class ReaderCore<TOrder> : IReaderCore where TOrder : struct, IB
             Fail($"attr_size {attrSize} in the header is not a perf_event_attr plus ids section ({PerfEventAttr.SizeVer0 + 16}..{PerfEventAttr.MaxSize + 16})", 16);
         if (attrsSize % attrSize != 0)
             Fail($"attrs section size 0x{attrsSize:x} is not a multiple of attr_size {attrSize}", 32);
-        if (attrsSize / attrSize > MaxAttrs)
-            Fail($"attrs section claims {attrsSize / attrSize} attrs (more than {MaxAttrs})", 32);
+        if (attrsSize / attrSize > MaxAttrs || attrsSize > MaxAttrsBytes)
+            Fail($"attrs section claims {attrsSize / attrSize} attrs in 0x{attrsSize:x} bytes (more than {MaxAttrs} or {MaxAttrsBytes >> 20} MiB)", 32);
         CheckSection("attrs", attrsOff, attrsSize, fileLength, 24);
         if (dataSize == 0 && (fileLength < 0 || (ulong)fileLength > dataOff))
         {
@@ -157,7 +161,7 @@ internal sealed class ReaderCore<TOrder> : IReaderCore where TOrder : struct, IB
             ulong idsOff = TOrder.UInt64(entry[attrBytes..]), idsSize = TOrder.UInt64(entry[(attrBytes + 8)..]);
             if (idsSize % 8 != 0) Fail($"attr {i}: ids section size 0x{idsSize:x} is not a multiple of 8", at + attrBytes + 8);
             CheckSection($"attr {i}: ids", idsOff, idsSize, _fileLength, at + attrBytes);
-            if (idsSize > 1 << 30) Fail($"attr {i}: ids section of 0x{idsSize:x} bytes is not believable", at + attrBytes + 8);
+            if (idsSize > MaxIdsBytes) Fail($"attr {i}: ids section of 0x{idsSize:x} bytes is more than the {MaxIdsBytes >> 20} MiB a recording can have", at + attrBytes + 8);
             ulong[] ids = [];
             if (idsSize > 0)
             {

@@ -44,37 +44,71 @@ public sealed class SampleRoundTripTests
 
     private const ulong UserRegsMask = 0b1011_0101, IntrRegsMask = 0b111;
 
-    public static TheoryData<ulong, bool, bool> Cases()
+    private const ulong AllReadFlags = (ulong)(PerfReadFormat.TotalTimeEnabled | PerfReadFormat.TotalTimeRunning | PerfReadFormat.Id | PerfReadFormat.Lost);
+
+    public static TheoryData<ulong, ulong, bool> Cases()
     {
-        var d = new TheoryData<ulong, bool, bool>();
+        var d = new TheoryData<ulong, ulong, bool>();
         foreach (bool be in new[] { false, true })
         {
             for (int bit = 0; bit < 25; bit++)
             {
-                d.Add(1UL << bit, false, be);
-                if (1UL << bit == (ulong)PerfSampleType.Read) d.Add(1UL << bit, true, be);
+                if (1UL << bit != (ulong)PerfSampleType.Read) { d.Add(1UL << bit, AllReadFlags, be); continue; }
+                // READ with every read_format: each subset of ENABLED/RUNNING/ID/LOST, with and without GROUP.
+                for (ulong rf = 0; rf < 16; rf++)
+                {
+                    d.Add(1UL << bit, rf, be);
+                    d.Add(1UL << bit, rf | (ulong)PerfReadFormat.Group, be);
+                }
             }
             // All together; WEIGHT and WEIGHT_STRUCT share one slot, so the kernel takes only one.
-            d.Add(TestedBits & ~(ulong)PerfSampleType.Weight, false, be);
-            d.Add(TestedBits & ~(ulong)PerfSampleType.WeightStruct, true, be);
+            d.Add(TestedBits & ~(ulong)PerfSampleType.Weight, AllReadFlags, be);
+            d.Add(TestedBits & ~(ulong)PerfSampleType.WeightStruct, AllReadFlags | (ulong)PerfReadFormat.Group, be);
         }
         return d;
     }
 
+    /// <summary>The READ block for a read_format: distinct values, laid out as the kernel writes them.</summary>
+    private static ulong[] ReadBlock(PerfReadFormat f)
+    {
+        var w = new List<ulong>();
+        bool Has(PerfReadFormat x) => (f & x) != 0;
+        if (Has(PerfReadFormat.Group))
+        {
+            w.Add(2);
+            if (Has(PerfReadFormat.TotalTimeEnabled)) w.Add(202);
+            if (Has(PerfReadFormat.TotalTimeRunning)) w.Add(203);
+            foreach (ulong v in new ulong[] { 210, 220 })
+            {
+                w.Add(v + 1);
+                if (Has(PerfReadFormat.Id)) w.Add(v + 2);
+                if (Has(PerfReadFormat.Lost)) w.Add(v + 3);
+            }
+        }
+        else
+        {
+            w.Add(201);
+            if (Has(PerfReadFormat.TotalTimeEnabled)) w.Add(202);
+            if (Has(PerfReadFormat.TotalTimeRunning)) w.Add(203);
+            if (Has(PerfReadFormat.Id)) w.Add(204);
+            if (Has(PerfReadFormat.Lost)) w.Add(205);
+        }
+        return w.ToArray();
+    }
+
     [Theory]
     [MemberData(nameof(Cases))]
-    public void EveryFieldComesBack(ulong sampleType, bool groupRead, bool bigEndian)
+    public void EveryFieldComesBack(ulong sampleType, ulong readFormat, bool bigEndian)
     {
         var attr = new PerfEventAttr
         {
             Type = 1, Size = PerfEventAttr.SizeKnown, SampleType = (PerfSampleType)sampleType,
-            ReadFormat = PerfReadFormat.TotalTimeEnabled | PerfReadFormat.TotalTimeRunning | PerfReadFormat.Id | PerfReadFormat.Lost
-                         | (groupRead ? PerfReadFormat.Group : 0),
+            ReadFormat = (PerfReadFormat)readFormat,
             Flags = PerfAttrFlags.SampleIdAll | PerfAttrFlags.Disabled | PerfAttrFlags.DeferCallchain,
             BranchSampleType = PerfBranchSampleType.HwIndex | PerfBranchSampleType.Counters,
             SampleRegsUser = UserRegsMask, SampleRegsIntr = IntrRegsMask, SampleStackUser = 32,
         };
-        ulong[] read = groupRead ? [2, 202, 203, 211, 212, 213, 221, 222, 223] : [201, 202, 203, 204, 205];
+        ulong[] read = ReadBlock((PerfReadFormat)readFormat);
         ulong[] callchain = [PerfContext.User, 301, 302, 303, 304];
         byte[] raw = Enumerable.Range(0x41, 12).Select(i => (byte)i).ToArray(); // 4 + 12 = 16: 8-aligned as the kernel pads it
         ulong[] branches = [501, 502, 503, 504, 505, 506];
