@@ -31,8 +31,10 @@ public sealed class PerfReadOptions
     /// <summary>
     /// A stage between time ordering and sample building: given the session and the next handler
     /// (the sample builder), returns the handler the reader should call. The deferred-callchain
-    /// joiner (issue 3) plugs in here; it forwards joined samples with <see cref="PerfSample.Callchain"/>
-    /// replaced. Null: records go straight to the sample builder.
+    /// joiner (issue 3) plugs in here: it holds samples whose chain ends in USER_DEFERRED + cookie
+    /// (copying <c>Record.Bytes</c>; <see cref="PerfSampleParser"/> decodes the copy later) and forwards them
+    /// with <see cref="PerfSample.Callchain"/> replaced by perf's merged form and
+    /// <see cref="PerfSample.DeferredResolution"/> set. Null: records go straight to the sample builder.
     /// </summary>
     public Func<PerfSession, IPerfRecordHandler, IPerfRecordHandler>? RecordStage { get; set; }
 

@@ -115,6 +115,7 @@ public sealed class PerfRecordReader : IDisposable
         finally
         {
             if (_pipe is not null) await _pipe.CompleteAsync().ConfigureAwait(false);
+            _core.Dispose(); // pooled buffers go back; Session stays readable
         }
     }
 

@@ -123,18 +123,42 @@ public ref struct PerfSample
     public ulong CodePageSize;
     public ReadOnlySpan<byte> Aux;
 
+    /// <summary>
+    /// Set by a stage before the sample builder (the deferred-callchain joiner) to say what became of
+    /// a deferred user callchain; <see cref="PerfDeferredResolution.None"/> as read from the input.
+    /// </summary>
+    public PerfDeferredResolution DeferredResolution;
+
     public readonly ushort CpuMode => Record.CpuMode;
 
     /// <summary>The valid user stack bytes (cut to <c>dyn_size</c>).</summary>
     public readonly ReadOnlySpan<byte> UserStackValid =>
         UserStack[..(int)Math.Min((ulong)UserStack.Length, UserStackDynSize)];
 
-    /// <summary>True when the callchain ends in PERF_CONTEXT_USER_DEFERRED + cookie (the last two entries).</summary>
+    /// <summary>
+    /// True when the callchain ends in PERF_CONTEXT_USER_DEFERRED + cookie (the last two entries) and no
+    /// stage joined it yet.
+    /// </summary>
     public readonly bool HasDeferredUserCallchain =>
-        Callchain.Length >= 2 && Callchain[^2] == PerfContext.UserDeferred;
+        DeferredResolution != PerfDeferredResolution.Joined && Callchain.Length >= 2 && Callchain[^2] == PerfContext.UserDeferred;
 
     /// <summary>The deferred-callchain cookie (0 when <see cref="HasDeferredUserCallchain"/> is false).</summary>
     public readonly ulong DeferredCookie => HasDeferredUserCallchain ? Callchain[^1] : 0;
+}
+
+/// <summary>What a stage before the sample builder did with a sample's deferred user callchain.</summary>
+public enum PerfDeferredResolution : byte
+{
+    /// <summary>Untouched: a chain ending in USER_DEFERRED + cookie shows the cookie (<c>FrameKind.DeferredCookie</c>).</summary>
+    None,
+    /// <summary>
+    /// Joined (perf's <c>sample__merge_deferred_callchain</c> form): the chain is the original without its
+    /// cookie, so PERF_CONTEXT_USER_DEFERRED is followed by the deferred record's user ips and acts like
+    /// PERF_CONTEXT_USER.
+    /// </summary>
+    Joined,
+    /// <summary>The deferred record never came: the cookie becomes one <c>FrameKind.UserLost</c> frame.</summary>
+    Lost,
 }
 
 /// <summary>PERF_RECORD_MMAP (1) and PERF_RECORD_MMAP2 (10).</summary>

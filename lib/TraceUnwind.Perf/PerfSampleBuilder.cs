@@ -20,8 +20,11 @@ namespace TraceUnwind.Perf;
 /// time-ordered stream; kernel frames the kernel map. Addresses in no mapping, <c>[vdso]</c>,
 /// <c>//anon</c>, JIT code: kept, with a null or non-file mapping, never dropped.</item>
 /// <item>A chain ending in <c>PERF_CONTEXT_USER_DEFERRED, cookie</c> gives its kernel frames and one
-/// <see cref="FrameKind.DeferredCookie"/> frame (Address = cookie); a joiner stage placed before
-/// this builder replaces the marker with the deferred user frames.</item>
+/// <see cref="FrameKind.DeferredCookie"/> frame (Address = cookie). A joiner stage placed before this
+/// builder forwards joined samples in perf's merged form (the chain without its cookie, then the
+/// deferred ips; <see cref="PerfDeferredResolution.Joined"/>), which come out as kernel frames and
+/// user frames resolved against the maps at that point of the stream; or marks a sample whose record
+/// never came (<see cref="PerfDeferredResolution.Lost"/>: one <see cref="FrameKind.UserLost"/> frame).</item>
 /// <item><c>--call-graph dwarf</c> samples (REGS_USER + STACK_USER, no user part in the chain) go to the
 /// <see cref="IUserStackUnwinder"/> when there is one; otherwise the user part is the sampled ip
 /// when the sample was taken in user mode.</item>
@@ -143,6 +146,10 @@ public sealed class PerfSampleBuilder : IPerfRecordHandler
                     case PerfContext.Hv: kind = FrameKind.Hypervisor; break;
                     case PerfContext.Guest or PerfContext.GuestKernel: kind = FrameKind.GuestKernel; break;
                     case PerfContext.GuestUser: kind = FrameKind.GuestUser; break;
+                    case PerfContext.UserDeferred when s.DeferredResolution == PerfDeferredResolution.Joined:
+                        // perf's merged form: the deferred user ips follow (add_callchain_ip treats it as USER).
+                        kind = FrameKind.User;
+                        break;
                     case PerfContext.UserDeferred:
                         // A marker not in the last-but-one place: its cookie is the next word; skip both.
                         i++;
@@ -167,7 +174,8 @@ public sealed class PerfSampleBuilder : IPerfRecordHandler
         }
         if (deferred)
         {
-            _frames[n++] = new Frame(cc[^1], FrameKind.DeferredCookie);
+            var k = s.DeferredResolution == PerfDeferredResolution.Lost ? FrameKind.UserLost : FrameKind.DeferredCookie;
+            _frames[n++] = new Frame(cc[^1], k);
             return n;
         }
 

@@ -160,6 +160,7 @@ internal sealed class RoundSorter : IDisposable
 
     public void Dispose()
     {
+        if (_entries.Length == 0) return; // already returned
         ArrayPool<Entry>.Shared.Return(_entries);
         _entries = [];
         foreach (var c in _chunks) ArrayPool<byte>.Shared.Return(c);

@@ -119,8 +119,12 @@ internal sealed class ZstdRecordStream : IDisposable
         _decompressor.ResetStream();
     }
 
+    private bool _disposed;
+
     public void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
         _decompressor.Dispose();
         ArrayPool<byte>.Shared.Return(_buffer);
     }
