@@ -94,3 +94,36 @@ public sealed class StreamingTests
         }
     }
 }
+
+/// <summary>Progress, flushing and cancellation as the CLI sees them.</summary>
+public sealed class SourceBehaviourTests
+{
+    [Fact]
+    public async Task ProgressFlushAndComplete()
+    {
+        string path = Fixtures.Path("perf-local", "pipe.data");
+        byte[] data = File.ReadAllBytes(path);
+        var calls = new List<(long Bytes, long Samples)>();
+        var sink = new CollectingSink();
+        var source = new PerfSampleSource(new ChunkedStream(data, () => 4096), "pipe", new PerfReadOptions { Progress = (b, s) => calls.Add((b, s)) }, new());
+        await source.RunAsync(sink, CancellationToken.None);
+        Assert.Equal(1, sink.Completes);
+        Assert.True(sink.Flushes > 0, "a non-seekable input that has no bytes ready makes the sinks flush");
+        Assert.Equal((data.LongLength, (long)sink.Samples.Count), calls[^1]); // the last report: everything
+
+        var seekable = new CollectingSink();
+        await using var file = File.OpenRead(path);
+        await new PerfSampleSource(file, "pipe", new PerfReadOptions(), new()).RunAsync(seekable, CancellationToken.None);
+        Assert.Equal((0, 1), (seekable.Flushes, seekable.Completes));
+        Assert.Equal(sink.Samples.Count, seekable.Samples.Count);
+    }
+
+    [Fact]
+    public async Task CancellationStopsTheRun()
+    {
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        var source = new PerfSampleSource(File.OpenRead(Fixtures.Path("perf", "bash_loop", "fp.data")), "fp", new PerfReadOptions(), new());
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => source.RunAsync(new CollectingSink(), cts.Token));
+    }
+}
