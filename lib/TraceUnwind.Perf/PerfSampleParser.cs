@@ -1,0 +1,85 @@
+using TraceUnwind.Buffers;
+using TraceUnwind.Diagnostics;
+
+namespace TraceUnwind.Perf;
+
+internal interface ISampleDecoder
+{
+    bool TryDecodeSample(ReadOnlySpan<byte> record, long fileOffset, ref PerfSample sample, out string? error);
+    bool TryDecodeDeferred(ReadOnlySpan<byte> record, long fileOffset, ref PerfDeferredCallchain deferred, out string? error);
+}
+
+internal sealed class SampleDecoder<TOrder>(PerfSession session) : ISampleDecoder where TOrder : struct, IByteOrder
+{
+    private readonly RecordDecoder<TOrder> _decoder = new(session);
+
+    public bool TryDecodeSample(ReadOnlySpan<byte> record, long fileOffset, ref PerfSample sample, out string? error)
+    {
+        error = null;
+        _decoder.BeginRecord();
+        if (record.Length < 8 || TOrder.UInt32(record) != (uint)PerfRecordType.Sample) { error = "not a SAMPLE record"; return false; }
+        var ev = _decoder.EventOf(record, PerfRecordType.Sample, out ulong id);
+        if (ev is null) { error = $"sample id {id} belongs to no event"; return false; }
+        try
+        {
+            _decoder.DecodeSample(record, fileOffset, ev, ref sample);
+            return true;
+        }
+        catch (TraceFormatException e)
+        {
+            error = e.Detail;
+            return false;
+        }
+    }
+
+    public bool TryDecodeDeferred(ReadOnlySpan<byte> record, long fileOffset, ref PerfDeferredCallchain deferred, out string? error)
+    {
+        error = null;
+        _decoder.BeginRecord();
+        if (record.Length < 8 || TOrder.UInt32(record) != (uint)PerfRecordType.CallchainDeferred) { error = "not a CALLCHAIN_DEFERRED record"; return false; }
+        var ev = _decoder.EventOf(record, PerfRecordType.CallchainDeferred, out _) ?? (session.Events.Count > 0 ? session.Events[0] : null);
+        if (!_decoder.TryParseTrailer(record, ev, out var sid, out int trailer)) { error = "record shorter than its sample_id"; return false; }
+        var r = RecordDecoder<TOrder>.MakeRecord(record, fileOffset, ev, sid, trailer);
+        try
+        {
+            _decoder.DecodeDeferred(r, ref deferred);
+            return true;
+        }
+        catch (TraceFormatException e)
+        {
+            error = e.Detail;
+            return false;
+        }
+    }
+}
+
+/// <summary>
+/// Decodes a SAMPLE or CALLCHAIN_DEFERRED record again from a kept copy of its bytes (a stage
+/// that holds records, like the deferred-callchain joiner, copies <c>Record.Bytes</c> and parses
+/// the copy when it lets the record go). Has its own scratch, so it may be used inside a handler
+/// call without disturbing the record being delivered.
+/// </summary>
+public sealed class PerfSampleParser
+{
+    private readonly ISampleDecoder _decoder;
+
+    /// <summary>A parser for records of <paramref name="session"/> (its byte order and events).</summary>
+    public PerfSampleParser(PerfSession session)
+    {
+        _decoder = session.IsBigEndian ? new SampleDecoder<BigEndian>(session) : new SampleDecoder<LittleEndian>(session);
+    }
+
+    /// <summary>Decodes a SAMPLE; false with <paramref name="error"/> when it is damaged or its event unknown.</summary>
+    public bool TryParseSample(ReadOnlySpan<byte> record, long fileOffset, out PerfSample sample, out string? error)
+    {
+        sample = default;
+        return _decoder.TryDecodeSample(record, fileOffset, ref sample, out error);
+    }
+
+    /// <summary>Decodes a CALLCHAIN_DEFERRED record.</summary>
+    public bool TryParseDeferred(ReadOnlySpan<byte> record, long fileOffset, out PerfDeferredCallchain deferred, out string? error)
+    {
+        deferred = default;
+        return _decoder.TryDecodeDeferred(record, fileOffset, ref deferred, out error);
+    }
+}

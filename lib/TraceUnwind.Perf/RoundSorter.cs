@@ -1,0 +1,186 @@
+using System.Buffers;
+
+namespace TraceUnwind.Perf;
+
+/// <summary>
+/// Puts kernel records in time order the way perf does (tools/perf/util/ordered-events.c,
+/// <c>process_finished_round</c> in session.c), so every later stage sees what perf sees.
+///
+/// perf record drains the per-CPU ring buffers in passes and writes FINISHED_ROUND after a pass
+/// that wrote data. Within and across passes records are not globally sorted, but no record is
+/// older than everything written two rounds before it. So at each FINISHED_ROUND perf delivers
+/// the queued records whose time is at most the largest time queued <i>by the end of the
+/// previous round</i>, then remembers the current largest for the next one:
+/// <code>
+///   round:      |---- N-1 ----|FR|---- N ----|FR|---- N+1 ----|FR|
+///   at FR(N):   flush t &lt;= limit(N-1)       limit(N) := max queued so far
+///   first FR:   limit is 0: flushes nothing (do_flush returns when the limit is 0)
+///   at EOF:     flush everything (OE_FLUSH__FINAL)
+/// </code>
+/// Records with time 0 or no time at all (synthesized state before FINISHED_INIT, records of an
+/// event without sample_id_all) are not queued: perf delivers them at once (<c>-ETIME</c>), which
+/// puts the synthesized time-0 records first. Equal times keep arrival order.
+///
+/// Queued record bytes are copied into 1 MiB chunks; a chunk goes back to the free list when its
+/// last record was delivered, so memory is about two rounds of data. A cap
+/// (<see cref="MaxQueuedBytes"/>) forces perf's <c>OE_FLUSH__HALF</c> (deliver the older half of
+/// the queued time span) so an input without rounds cannot grow memory without limit.
+/// </summary>
+internal sealed class RoundSorter : IDisposable
+{
+    private const int ChunkSize = 1 << 20;
+
+    private struct Entry
+    {
+        public ulong Time;
+        public long Seq;
+        public long FileOffset;
+        public int Chunk;
+        public int Offset;
+        public int Length;
+    }
+
+    private readonly struct EntryComparer : IComparer<Entry>
+    {
+        public int Compare(Entry x, Entry y) => x.Time != y.Time ? x.Time.CompareTo(y.Time) : x.Seq.CompareTo(y.Seq);
+    }
+
+    // Both come from the shared pools and go back in Dispose(): a reader that runs again reuses them.
+    private Entry[] _entries = ArrayPool<Entry>.Shared.Rent(4096);
+    private int _count;
+    private bool _sorted = true;
+    private long _seq;
+
+    private readonly List<byte[]> _chunks = new();
+    private readonly List<int> _live = new();
+    private readonly Stack<int> _freeChunks = new();
+    private int _current = -1;
+    private int _currentUsed;
+    private long _queuedBytes;
+
+    private ulong _maxTimestamp;
+    private ulong _nextFlush;
+
+    public RoundSorter(long maxQueuedBytes) => MaxQueuedBytes = Math.Max(ChunkSize, maxQueuedBytes);
+
+    public long MaxQueuedBytes { get; }
+    public int Count => _count;
+    /// <summary>How many times the byte cap forced a half flush.</summary>
+    public long ForcedFlushes { get; private set; }
+
+    /// <summary>A delivery callback: (record bytes, file offset). The bytes are valid only during the call.</summary>
+    public delegate void Deliver(ReadOnlySpan<byte> record, long fileOffset);
+
+    /// <summary>Queues a copy of <paramref name="record"/> with time <paramref name="time"/> (not 0).</summary>
+    public void Queue(ReadOnlySpan<byte> record, ulong time, long fileOffset, Deliver deliver)
+    {
+        if (_queuedBytes + record.Length > MaxQueuedBytes && _count > 0)
+        {
+            ForcedFlushes++;
+            FlushHalf(deliver);
+        }
+        if (_current < 0 || ChunkSize - _currentUsed < record.Length) NewChunk();
+        record.CopyTo(_chunks[_current].AsSpan(_currentUsed));
+        if (_count == _entries.Length)
+        {
+            var bigger = ArrayPool<Entry>.Shared.Rent(_entries.Length * 2);
+            Array.Copy(_entries, bigger, _count);
+            ArrayPool<Entry>.Shared.Return(_entries);
+            _entries = bigger;
+        }
+        // ordered-events.c queue_event(): the max is reset by the first event of an empty queue.
+        if (_count == 0) _maxTimestamp = time;
+        else if (time > _maxTimestamp) _maxTimestamp = time;
+        if (_count > 0 && _sorted)
+        {
+            ref Entry last = ref _entries[_count - 1];
+            if (time < last.Time) _sorted = false;
+        }
+        _entries[_count++] = new Entry
+        {
+            Time = time, Seq = _seq++, FileOffset = fileOffset, Chunk = _current, Offset = _currentUsed, Length = record.Length,
+        };
+        _live[_current]++;
+        _currentUsed += record.Length;
+        _queuedBytes += record.Length;
+    }
+
+    /// <summary>FINISHED_ROUND: deliver up to the previous round's max, then remember the current max.</summary>
+    public void FlushRound(Deliver deliver)
+    {
+        if (_count == 0) return; // __ordered_events__flush returns early: the limit is not moved either
+        if (_nextFlush != 0) FlushUpTo(_nextFlush, deliver);
+        _nextFlush = _maxTimestamp;
+    }
+
+    /// <summary>End of input: deliver everything.</summary>
+    public void FlushAll(Deliver deliver) => FlushUpTo(ulong.MaxValue, deliver);
+
+    private void FlushHalf(Deliver deliver)
+    {
+        Sort();
+        ulong first = _entries[0].Time, last = _entries[_count - 1].Time;
+        FlushUpTo(first + (last - first) / 2, deliver);
+    }
+
+    private void Sort()
+    {
+        if (_sorted) return;
+        _entries.AsSpan(0, _count).Sort(new EntryComparer());
+        _sorted = true;
+    }
+
+    private void FlushUpTo(ulong limit, Deliver deliver)
+    {
+        Sort();
+        int n = 0;
+        // Deliver one at a time and keep the queue consistent before each call, so a handler that
+        // throws leaves no record delivered twice.
+        while (n < _count && _entries[n].Time <= limit)
+        {
+            ref Entry e = ref _entries[n];
+            n++;
+            deliver(_chunks[e.Chunk].AsSpan(e.Offset, e.Length), e.FileOffset);
+            Release(e.Chunk, e.Length);
+        }
+        if (n == 0) return;
+        Array.Copy(_entries, n, _entries, 0, _count - n);
+        _count -= n;
+    }
+
+    private void Release(int chunk, int length)
+    {
+        _queuedBytes -= length;
+        if (--_live[chunk] == 0)
+        {
+            if (chunk == _current) _currentUsed = 0; // reuse the current chunk from its start
+            else _freeChunks.Push(chunk);
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_entries.Length == 0) return; // already returned
+        ArrayPool<Entry>.Shared.Return(_entries);
+        _entries = [];
+        foreach (var c in _chunks) ArrayPool<byte>.Shared.Return(c);
+        _chunks.Clear();
+        _live.Clear();
+        _freeChunks.Clear();
+        _current = -1;
+        _count = 0;
+    }
+
+    private void NewChunk()
+    {
+        if (_current >= 0 && _live[_current] == 0) { _currentUsed = 0; return; }
+        if (_freeChunks.Count > 0) _current = _freeChunks.Pop();
+        else
+        {
+            _chunks.Add(ArrayPool<byte>.Shared.Rent(ChunkSize));
+            _live.Add(0);
+            _current = _chunks.Count - 1;
+        }
+        _currentUsed = 0;
+    }
+}
