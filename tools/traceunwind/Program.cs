@@ -5,7 +5,21 @@ namespace TraceUnwind.Cli;
 
 public static class Program
 {
-    public static int Main(string[] args) => BuildRoot().Parse(args).Invoke();
+    public static int Main(string[] args) => Run(args);
+
+    /// <summary>Parses and runs; a bad command line prints its errors and exits with <see cref="ExitCode.UsageError"/>.</summary>
+    public static int Run(string[] args)
+    {
+        var parseResult = BuildRoot().Parse(args);
+        if (parseResult.Errors.Count > 0)
+        {
+            foreach (var error in parseResult.Errors)
+                CliConsole.Error.WriteLine($"traceunwind: {error.Message}");
+            CliConsole.Error.WriteLine("Try 'traceunwind --help' or 'traceunwind COMMAND --help'.");
+            return (int)ExitCode.UsageError;
+        }
+        return parseResult.Invoke();
+    }
 
     /// <summary>The command tree; each command wires its own options in its <c>Create()</c>.</summary>
     public static RootCommand BuildRoot()

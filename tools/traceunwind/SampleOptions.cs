@@ -40,10 +40,19 @@ internal sealed class SampleOptions
         HelpName = "DIR",
     };
 
-    public readonly Option<UnwindMode> Unwind = new("--unwind")
+    public readonly Option<string> Unwind = new Option<string>("--unwind")
     {
         Description = "How to unwind --call-graph dwarf samples: auto (SFrame where the module has it, frame pointers elsewhere), sframe, fp, none",
-        DefaultValueFactory = _ => UnwindMode.Auto,
+        DefaultValueFactory = _ => "auto",
+    }.AcceptOnlyFromAmong("auto", "sframe", "fp", "none");
+
+    /// <summary>The parsed <see cref="Unwind"/> value.</summary>
+    public UnwindMode GetUnwindMode(ParseResult parseResult) => parseResult.GetValue(Unwind) switch
+    {
+        "sframe" => UnwindMode.SFrame,
+        "fp" => UnwindMode.FramePointer,
+        "none" => UnwindMode.None,
+        _ => UnwindMode.Auto,
     };
 
     public readonly Option<bool> NoMerge = new("--no-merge")
@@ -76,9 +85,9 @@ internal sealed class SampleOptions
         command.Options.Add(NoMerge);
         command.Options.Add(MaxPending);
         command.Options.Add(Maps);
-        command.Validators.Add(r =>
+        MaxPending.Validators.Add(r =>
         {
-            if (r.GetValue(MaxPending) < 1) r.AddError("--max-pending must be at least 1");
+            if (r.GetValueOrDefault<int>() < 1) r.AddError("--max-pending must be at least 1");
         });
     }
 }

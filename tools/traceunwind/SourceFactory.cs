@@ -1,6 +1,7 @@
 using System.CommandLine;
 using TraceUnwind.Diagnostics;
 using TraceUnwind.Model;
+using TraceUnwind.Perf;
 
 namespace TraceUnwind.Cli;
 
@@ -10,8 +11,18 @@ internal static class SourceFactory
     public static ISampleSource Create(InputSource input, ParseResult parseResult, SampleOptions options, ErrorTally tally, Progress progress) =>
         input.Format switch
         {
-            InputFormat.PerfFile or InputFormat.PerfPipe => throw new NotSupportedException("perf.data front end not wired yet"),
+            InputFormat.PerfFile or InputFormat.PerfPipe => CreatePerf(input, parseResult, options, tally, progress),
             InputFormat.Text => throw new NotSupportedException("ftrace front end not wired yet"),
             _ => throw new InvalidOperationException($"no front end for {input.Format}"),
         };
+
+    private static PerfSampleSource CreatePerf(InputSource input, ParseResult parseResult, SampleOptions options, ErrorTally tally, Progress progress)
+    {
+        var perfOptions = new PerfReadOptions
+        {
+            Progress = progress.Enabled ? (bytes, samples) => progress.Report(bytes, samples) : null,
+            EmitDeferredCallchains = parseResult.GetValue(options.NoMerge),
+        };
+        return new PerfSampleSource(input.Stream, input.Name, perfOptions, tally);
+    }
 }
