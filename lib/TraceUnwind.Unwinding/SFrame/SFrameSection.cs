@@ -103,6 +103,20 @@ public sealed class SFrameSection
         return hdr.IsBigEndian ? p.Run<BigEndian>(hdr) : p.Run<LittleEndian>(hdr);
     }
 
+    /// <summary>
+    /// The SFrame data of <paramref name="elf"/> (PT_GNU_SFRAME, else <c>.sframe</c>), validated
+    /// against the file's executable PT_LOAD range; null when the file has none.
+    /// </summary>
+    /// <exception cref="SFrameException">The data fails a check.</exception>
+    public static SFrameSection? FromElf(Elf.ElfFile elf, bool validate = true)
+    {
+        if (!elf.TryFindSFrame(out var loc)) return null;
+        ulong textStart = 0, textEnd = 0;
+        if (validate) elf.TryGetTextRange(out textStart, out textEnd);
+        return Parse(elf.GetSFrameData(loc), loc.Address,
+            new SFrameParseOptions(validate, textStart, textEnd, elf.Source, loc.FileOffset));
+    }
+
     // ---------------------------------------------------------------- lookup
 
     /// <summary>
