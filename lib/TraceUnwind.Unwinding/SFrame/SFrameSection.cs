@@ -426,18 +426,18 @@ public sealed class SFrameSection
                 {
                     uint cr = U(idx);
                     if (cr == 0) idx++;
-                    else if (idx + 1 >= n) error = "RA control word without its offset";
+                    else if (idx + 1 >= n) { error = "RA control word without its offset"; kind = SFrameErrorKind.BadAddress; }
                     else if (!TryCtl(cr, W(idx + 1), arch, out ra, out error, out kind)) { }
                     else idx += 2;
                 }
                 if (error is null && idx < n)
                 {
-                    if (idx + 1 >= n) error = "FP control word without its offset";
+                    if (idx + 1 >= n) { error = "FP control word without its offset"; kind = SFrameErrorKind.BadAddress; }
                     else if (U(idx) == 0) { fp = ValueRule.Unchanged; idx += 2; }
                     else if (!TryCtl(U(idx), W(idx + 1), arch, out fp, out error, out kind)) { }
                     else idx += 2;
                 }
-                if (error is null && idx != n) error = $"{n - idx} data word(s) left over after CFA, RA and FP";
+                if (error is null && idx != n) { error = $"{n - idx} data word(s) left over after CFA, RA and FP"; kind = SFrameErrorKind.BadAddress; }
             }
             if (error is not null)
             {
