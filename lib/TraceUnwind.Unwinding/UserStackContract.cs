@@ -44,8 +44,12 @@ public enum UnwindStop : byte
     DepthCap,
     /// <summary>The sample carried no usable registers (abi 0) or stack.</summary>
     NoRegisters,
-    /// <summary>Malformed unwind data (SFrame that failed validation).</summary>
+    /// <summary>Malformed unwind data (SFrame that failed validation, or a row the unwinder must refuse).</summary>
     BadUnwindInfo,
+    /// <summary>A rule needs a register that is only known in the topmost frame (the kernel's rule too).</summary>
+    RegisterUnavailable,
+    /// <summary>Unwinding was turned off (<c>--unwind none</c>): only the sampled ip.</summary>
+    Disabled,
 }
 
 /// <summary>
