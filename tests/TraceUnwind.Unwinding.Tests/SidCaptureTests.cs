@@ -25,13 +25,15 @@ public class SidCaptureTests
     private static string SymFs => Fixtures.Path("unwind-sid", "symfs");
 
     /// <summary>One perf script sample: its time and its user frames (address as printed, dso); inlined pseudo-frames dropped.</summary>
-    private sealed record PerfSample(string Time, List<(ulong Address, string Symbol, string Dso)> UserFrames);
+    internal sealed record PerfSample(string Time, List<(ulong Address, string Symbol, string Dso)> UserFrames);
 
-    private static List<PerfSample> PerfScript()
+    private static List<PerfSample> PerfScript() => PerfScript("unwind-sid");
+
+    internal static List<PerfSample> PerfScript(string folder)
     {
         var list = new List<PerfSample>();
         PerfSample? cur = null;
-        foreach (var raw in Fixtures.ReadText("unwind-sid", "perf-script.txt.gz").Split('\n'))
+        foreach (var raw in Fixtures.ReadText(folder, "perf-script.txt.gz").Split('\n'))
         {
             if (raw.Length == 0) { cur = null; continue; }
             if (raw[0] != '\t')
@@ -54,7 +56,7 @@ public class SidCaptureTests
         return list;
     }
 
-    private static string TimeOf(ulong ns) =>
+    internal static string TimeOf(ulong ns) =>
         (ns / 1_000_000_000).ToString(CultureInfo.InvariantCulture) + "." + (ns / 1000 % 1_000_000).ToString("D6", CultureInfo.InvariantCulture);
 
     [Fact]
