@@ -22,9 +22,10 @@ public enum ValueRuleKind : byte
     /// <summary><c>CFA + Offset</c>, or <c>*(CFA + Offset)</c> when <see cref="ValueRule.Deref"/>.</summary>
     CfaOffset,
     /// <summary>
-    /// <c>Register + Offset</c> (or its content when <see cref="ValueRule.Deref"/>): usable only
-    /// in the topmost frame, where all registers are known (the kernel's rule too). The RA
-    /// "retained in the link register" (arm64 x30, s390x r14) is this kind with offset 0.
+    /// <c>Register + Offset</c> (or its content when <see cref="ValueRule.Deref"/>). SP and FP are
+    /// known in every frame; any other register only in the topmost frame, where all registers
+    /// are known (the kernel's rule too). The RA "retained in the link register" (arm64 x30,
+    /// s390x r14) is this kind with offset 0.
     /// </summary>
     Register,
 }

@@ -204,9 +204,9 @@ public sealed class Unwinder
                 if (!mem.TryReadWord(unchecked(cfa + (ulong)(long)rule.Ra.Offset), out ra)) return UnwindStop.UnreadableMemory;
                 break;
             case ValueRuleKind.Register:
-                if (!st.Topmost) return UnwindStop.RegisterUnavailable;
                 if (rule.Ra.Register == ValueRule.NoRegister) return UnwindStop.BadUnwindInfo;
-                if (!regs.TryGet(rule.Ra.Register, out ra)) return UnwindStop.RegisterUnavailable;
+                // SP/FP are known in every frame; any other register (the link register) only in the topmost.
+                if (!TryReadRegister(rule.Ra.Register, in regs, in st, out ra)) return UnwindStop.RegisterUnavailable;
                 ra = unchecked(ra + (ulong)(long)rule.Ra.Offset);
                 if (rule.Ra.Deref && !mem.TryReadWord(ra, out ra)) return UnwindStop.UnreadableMemory;
                 break;
@@ -236,8 +236,7 @@ public sealed class Unwinder
                 if (!mem.TryReadWord(unchecked(cfa + (ulong)(long)rule.Fp.Offset), out fp)) return UnwindStop.UnreadableMemory;
                 break;
             case ValueRuleKind.Register:
-                if (!st.Topmost) return UnwindStop.RegisterUnavailable;
-                if (!regs.TryGet(rule.Fp.Register, out fp)) return UnwindStop.RegisterUnavailable;
+                if (!TryReadRegister(rule.Fp.Register, in regs, in st, out fp)) return UnwindStop.RegisterUnavailable;
                 fp = unchecked(fp + (ulong)(long)rule.Fp.Offset);
                 if (rule.Fp.Deref && !mem.TryReadWord(fp, out fp)) return UnwindStop.UnreadableMemory;
                 break;

@@ -236,4 +236,31 @@ public class UnwinderCheckTests
         Assert.Equal(UnwindStop.Outermost, stop);
         Assert.All(frames[1..], f => Assert.Equal(FrameFlags.ReturnAddress, f.Flags));
     }
+
+    /// <summary>
+    /// SYNTHETIC stack for a real flex row: stackcap's <c>realigned</c> (DRAP, fixtures/sframe/x86_64/stackcap.disasm.txt)
+    /// keeps the CFA in r10 and saves r10 at rbp-40, so from 0x1570 its SFrame row is
+    /// <c>CFA = *(rbp - 40), RA = *(CFA - 8), FP = *(rbp + 0)</c> (objdump: <c>(fp-40) (fp+0) U</c>).
+    /// </summary>
+    [Fact]
+    public void DrapRowDereferencesTheCfa()
+    {
+        const ulong bias = 0x5600_0000_0000;
+        var maps = Synthetic.Load("x86_64/stackcap", bias);
+        var img = Img();
+        ulong cfa = img.High - 0x200;                 // caller's SP before its call: 8-aligned
+        img.Put(cfa - 8, bias + 0x1207);              // return into main after "call realigned" at 0x1202
+        img.Put(cfa + 40, 0x7f00_0000_1234);          // main's row at 0x1202: CFA = sp + 48: its RA at +40
+        ulong aligned = (cfa - 8) & ~63UL;            // and $-64,%rsp
+        img.Put(aligned - 8, bias + 0x1207);          // push -0x8(%r10): the RA copy
+        img.Put(aligned - 16, 0x1111);                // push %rbp (main's rbp)
+        ulong rbp = aligned - 16;                     // mov %rsp,%rbp
+        img.Put(rbp - 40, cfa);                       // push r15, r14, r13, r12, then r10 (= CFA) at rbp-40
+        ulong sp = rbp - 48;                          // push %rbx
+        var regs = new UnwindRegisters(bias + 0x1580, sp, rbp);
+        var frames = new Frame[16];
+        int n = new UserStackUnwinder(UnwindMode.SFrame).Unwind(UnwindArch.X86_64, regs, img.From(sp), maps, frames, out var stop);
+        Assert.Equal([bias + 0x1580, bias + 0x1207, 0x7f00_0000_1234], Synthetic.Addresses(frames.AsSpan(0, n)));
+        Assert.Equal(UnwindStop.NoRule, stop);
+    }
 }
