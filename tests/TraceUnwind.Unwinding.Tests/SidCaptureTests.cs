@@ -196,4 +196,41 @@ public class SidCaptureTests
         Assert.Equal(total * 20, again);
         Assert.Equal(0, allocated);
     }
+
+    /// <summary>
+    /// debuglink/symfs: the same binary stripped (<c>objcopy --strip-all --add-gnu-debuglink=recur.debug</c>)
+    /// with its debug file (<c>objcopy --only-keep-debug</c>) beside it: the stripped file still unwinds
+    /// (.sframe is allocated, so strip keeps it) and frames are named from the debug file's .symtab.
+    /// </summary>
+    [Fact]
+    public void StrippedBinaryIsNamedThroughItsDebugLink()
+    {
+        string symfs = Fixtures.Path("unwind-sid", "debuglink", "symfs");
+        var stripped = ElfFile.Load(Path.Combine(symfs, "tu", "recur"));
+        Assert.Null(stripped.Symbols); // .symtab gone; .dynsym holds no defined function
+        Assert.True(stripped.TryGetDebugLink(out string link, out uint crc));
+        Assert.Equal("recur.debug", link);
+        // objcopy's CRC-32 of the debug file equals ours.
+        Assert.Equal(crc, Crc32.Compute(File.ReadAllBytes(Path.Combine(symfs, "tu", "recur.debug"))));
+
+        var perf = PerfScript();
+        var samples = Samples.Value;
+        var files = new ElfFileCache(symfs);
+        var unwinder = new UserStackUnwinder(UnwindMode.SFrame, files);
+        var symbolizer = new ElfSymbolizer(files);
+        var frames = new Frame[256];
+        for (int i = 0; i < samples.Count; i++)
+        {
+            var s = samples[i];
+            int n = unwinder.Unwind(new CapturedUserStack(UnwindArch.X86_64, s.Abi, s.RegsMask, s.Regs, s.Stack), s.Maps, frames, out _);
+            int k = perf[i].UserFrames.FindIndex(f => f.Dso != "/tu/recur");
+            Assert.Equal(k + 1, n);
+            for (int j = 0; j < k; j++)
+            {
+                Assert.True(symbolizer.TryResolve(frames[j], out var hit));
+                ulong delta = frames[j].Address - frames[j].LookupAddress;
+                Assert.Equal(perf[i].UserFrames[j].Symbol, $"{hit.Name}+0x{hit.Offset - delta:x}");
+            }
+        }
+    }
 }

@@ -5,7 +5,8 @@ using TraceUnwind.Symbols;
 namespace TraceUnwind.Unwinding.Modules;
 
 /// <summary>
-/// Names user frames <c>symbol+0xoff</c> from the ELF file behind their mapping (<c>.symtab</c>,
+/// Names user frames <c>symbol+0xoff</c> from the ELF file behind their mapping (<c>.symtab</c>; for a
+/// stripped file the <c>.symtab</c> of its debug file, found by build id or <c>.gnu_debuglink</c>;
 /// else <c>.dynsym</c>), opened through an <see cref="ElfFileCache"/> (recorded path or symfs root,
 /// build id checked). The file-relative address is
 /// <c>vaddr = ip - mapping.Start + mapping.PgOff - (p_offset - p_vaddr)</c> of the PT_LOAD mapped
@@ -49,7 +50,7 @@ public sealed class ElfSymbolizer : ISymbolizer
             b = (module, bias);
             _bindings[m] = b;
         }
-        var symbols = b.Module?.File.Symbols;
+        var symbols = b.Module?.Symbols;
         if (symbols is null) return false;
         ulong vaddr = unchecked(lookup - b.Bias);
         if (!symbols.TryFind(vaddr, out int i)) return false;
