@@ -263,4 +263,18 @@ public class UnwinderCheckTests
         Assert.Equal([bias + 0x1580, bias + 0x1207, 0x7f00_0000_1234], Synthetic.Addresses(frames.AsSpan(0, n)));
         Assert.Equal(UnwindStop.NoRule, stop);
     }
+
+    [Theory]
+    [InlineData("auto", UnwindMode.Auto)]
+    [InlineData("SFrame", UnwindMode.SFrame)]
+    [InlineData("fp", UnwindMode.FramePointer)]
+    [InlineData("none", UnwindMode.None)]
+    public void UnwindModeNamesRoundTrip(string text, UnwindMode mode)
+    {
+        Assert.True(UnwindModeNames.TryParse(text, out var m));
+        Assert.Equal(mode, m);
+        Assert.True(UnwindModeNames.TryParse(UnwindModeNames.ToName(m), out var again));
+        Assert.Equal(mode, again);
+        Assert.False(UnwindModeNames.TryParse("dwarf", out _));
+    }
 }
