@@ -254,4 +254,22 @@ public partial class ElfFileTests
                     try { elf.GetSectionData(s); } catch (TraceFormatException) { }
             }
     }
+
+    /// <summary>
+    /// stackcap's read-only data (file 0x2000, vaddr 0x2000) and RW data (file 0x2da8, vaddr 0x3da8)
+    /// start in the same file page, so ld.so maps both with pgoff 0x2000: the mapping's W flag decides
+    /// (readelf: LOAD 0x002000 0x2000 R; LOAD 0x002da8 0x3da8 RW; text 0x001000 0x1000 R E).
+    /// </summary>
+    [Fact]
+    public void LoadDeltaFollowsTheMappingsProtection()
+    {
+        var elf = ElfFile.Load(Fixtures.Path("sframe", "x86_64", "stackcap"));
+        Assert.True(elf.TryGetLoadDelta(0x2000, executable: false, writable: false, out ulong d));
+        Assert.Equal(0UL, d);
+        Assert.True(elf.TryGetLoadDelta(0x2000, executable: false, writable: true, out d));
+        Assert.Equal(unchecked(0x2da8UL - 0x3da8UL), d);
+        Assert.True(elf.TryGetLoadDelta(0x1000, executable: true, out d));
+        Assert.Equal(0UL, d);
+        Assert.False(elf.TryGetLoadDelta(0x10000, executable: true, out _));
+    }
 }

@@ -293,7 +293,11 @@ public sealed class ElfFile
     /// as mmap requires) was made from: the one whose page-aligned file range contains it.
     /// Returns <c>p_offset - p_vaddr</c>, so that <c>vaddr = fileOffset - delta</c>.
     /// </summary>
-    public bool TryGetLoadDelta(ulong pageOffset, bool executable, out ulong delta)
+    public bool TryGetLoadDelta(ulong pageOffset, bool executable, out ulong delta) =>
+        TryGetLoadDelta(pageOffset, executable, writable: false, out delta);
+
+    /// <inheritdoc cref="TryGetLoadDelta(ulong, bool, out ulong)"/>
+    public bool TryGetLoadDelta(ulong pageOffset, bool executable, bool writable, out ulong delta)
     {
         delta = 0;
         int bestScore = int.MinValue;
@@ -307,9 +311,10 @@ public sealed class ElfFile
             ulong start = p.Offset & ~(align - 1);
             ulong end = p.Offset + Math.Max(p.FileSize, 1);
             if (pageOffset < start || pageOffset >= end) continue;
-            // Segments can share a page (no -z separate-code): prefer the one whose X flag
-            // matches the mapping's, then the one starting nearest the mapping.
-            int score = p.IsExecutable == executable ? 1 : 0;
+            // Segments can share a file page (no -z separate-code; RELRO/RW data right after
+            // read-only data): prefer the one whose X and W flags match the mapping's, then the
+            // one starting nearest the mapping.
+            int score = (p.IsExecutable == executable ? 2 : 0) + (((p.Flags & ElfConstants.PfW) != 0) == writable ? 1 : 0);
             ulong distance = p.Offset > pageOffset ? p.Offset - pageOffset : pageOffset - p.Offset;
             if (score > bestScore || (score == bestScore && distance < bestDistance))
             {

@@ -79,7 +79,7 @@ public sealed class AddressSpaceRuleSource : IUnwindRuleSource
         if (module is not null)
         {
             // vaddr = ip - start + pgoff - (p_offset - p_vaddr)  =>  vaddr = ip - bias
-            if (module.File.TryGetLoadDelta(m.PgOff, m.IsExecutable, out ulong delta))
+            if (module.File.TryGetLoadDelta(m.PgOff, m.IsExecutable, (m.Prot & Mapping.ProtWrite) != 0, out ulong delta))
                 bias = unchecked(m.Start - m.PgOff + delta);
             else
                 module = null;

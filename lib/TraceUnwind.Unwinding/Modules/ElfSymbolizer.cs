@@ -44,7 +44,7 @@ public sealed class ElfSymbolizer : ISymbolizer
             if (_bindings.Count >= 65536) _bindings.Clear();
             var module = _files.Get(m);
             ulong bias = 0;
-            if (module is not null && module.File.TryGetLoadDelta(m.PgOff, m.IsExecutable, out ulong delta))
+            if (module is not null && module.File.TryGetLoadDelta(m.PgOff, m.IsExecutable, (m.Prot & Mapping.ProtWrite) != 0, out ulong delta))
                 bias = unchecked(m.Start - m.PgOff + delta);
             else module = null;
             b = (module, bias);
