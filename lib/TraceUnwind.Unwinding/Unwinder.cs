@@ -27,6 +27,9 @@ public interface IUnwindRuleSource
 
     /// <summary>True when <paramref name="address"/> lies in executable code (for heuristics only).</summary>
     bool IsCodeAddress(ulong address);
+
+    /// <summary>True when <paramref name="pc"/> is exactly the first byte of a function (a symbol's start).</summary>
+    bool IsFunctionEntry(ulong pc);
 }
 
 /// <summary>
@@ -116,8 +119,13 @@ public sealed class Unwinder
             if (rule.IsOutermost) { stop = UnwindStop.Outermost; return n; }
             if ((rule.Flags & FrameRuleFlags.Unusable) != 0) { stop = UnwindStop.BadUnwindInfo; return n; }
 
+            // ---- at a function's first instruction nothing is pushed yet: the entry rule, not the FP chain
+            // (the kernel does this for uprobes at function entry; we know entries from the symbol table).
+            bool atEntry = st.Topmost && !useSFrame && rules.IsFunctionEntry(pc);
+            if (atEntry) rule = _arch.EntryRule;
+
             // ---- arm64: a leaf may not have stored LR yet; offer LR when the frame record disagrees.
-            if (st.Topmost && !useSFrame && _arch.FirstFrameUsesLinkRegister
+            if (st.Topmost && !useSFrame && !atEntry && _arch.FirstFrameUsesLinkRegister
                 && regs.TryGet(_arch.LinkRegister, out ulong lr))
             {
                 lr &= _arch.PointerAuthMask;
@@ -219,6 +227,7 @@ public sealed class Unwinder
 
         // s390x back chain, first frame: r14 may not have been stored yet (arch_stack_walk_user_common).
         if (st.Topmost && _arch.TopmostRaFallsBackToLinkRegister && (rule.Flags & FrameRuleFlags.FromSFrame) == 0
+            && rule.Ra.Kind == ValueRuleKind.CfaOffset
             && !IsPlausibleReturn(rules, ra) && regs.TryGet(_arch.LinkRegister, out ulong link) && IsPlausibleReturn(rules, link))
         {
             ra = link;

@@ -75,4 +75,6 @@ internal sealed class StubRules : IUnwindRuleSource
     }
 
     public bool IsCodeAddress(ulong address) => _code.Contains(address);
+
+    public bool IsFunctionEntry(ulong pc) => false;
 }

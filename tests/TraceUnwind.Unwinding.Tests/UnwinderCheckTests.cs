@@ -277,4 +277,30 @@ public class UnwinderCheckTests
         Assert.Equal(mode, again);
         Assert.False(UnwindModeNames.TryParse("dwarf", out _));
     }
+
+    /// <summary>
+    /// At a function's first instruction nothing is pushed: the frame-pointer chain would skip the
+    /// caller; the entry rule (RA at SP) finds it. stackcap's <c>fib</c> starts at 0x13a0 (.symtab).
+    /// </summary>
+    [Fact]
+    public void FunctionEntryUsesTheEntryRule()
+    {
+        const ulong bias = 0x5600_0000_0000;
+        var maps = Synthetic.Load("x86_64/stackcap", bias);
+        var elf = Elf.ElfFile.Load(Testing.Fixtures.Path("sframe", "x86_64", "stackcap"));
+        Assert.True(elf.Symbols!.TryFind(0x13a0, out int i) && elf.Symbols.NameOf(i) == "fib" && elf.Symbols.StartOf(i) == 0x13a0);
+        var img = Img();
+        ulong sp = img.High - 0x100;
+        img.Put(sp, bias + 0x11d6);                   // the call's return address, nothing else pushed yet
+        var regs = new UnwindRegisters(bias + 0x13a0, sp, 0x1); // rbp: whatever the caller left (here garbage)
+        var frames = new Frame[16];
+        int n = new UserStackUnwinder(UnwindMode.FramePointer).Unwind(UnwindArch.X86_64, regs, img.From(sp), maps, frames, out _);
+        Assert.Equal([bias + 0x13a0, bias + 0x11d6], Synthetic.Addresses(frames.AsSpan(0, n)));
+        Assert.True(frames[1].IsReliable);
+        // One byte later it is not an entry: the frame-pointer chain (rbp = 0x1) stops at once.
+        regs.Ip = bias + 0x13a1;
+        n = new UserStackUnwinder(UnwindMode.FramePointer).Unwind(UnwindArch.X86_64, regs, img.From(sp), maps, frames, out var stop);
+        Assert.Equal(1, n);
+        Assert.Equal(UnwindStop.WouldGoBackwards, stop);
+    }
 }

@@ -19,8 +19,9 @@ public sealed class ArchDescriptor
     private ArchDescriptor(UnwindArch arch, string name, bool bigEndian, ushort sp, ushort fp, ushort link,
         ushort maxSFrameRegister, long spOffsetFromCfa, FrameRule fpRule, bool firstFrameLink, bool raFallbackLink,
         ulong pacMask, int perfIp, int perfSp, int perfFp, int perfLink, sbyte[] dwarfToPerf, SFrameAbi[] abis,
-        int cfaAlignment)
+        int cfaAlignment, FrameRule entryRule)
     {
+        EntryRule = entryRule;
         Arch = arch; Name = name; IsBigEndian = bigEndian;
         SpRegister = sp; FpRegister = fp; LinkRegister = link; MaxSFrameRegister = maxSFrameRegister;
         SpOffsetFromCfa = spOffsetFromCfa; FramePointerRule = fpRule;
@@ -51,6 +52,14 @@ public sealed class ArchDescriptor
 
     /// <summary>The frame-pointer (x86-64, arm64) or back-chain (s390x) convention as a rule.</summary>
     public FrameRule FramePointerRule { get; }
+
+    /// <summary>
+    /// The rule at a function's first instruction, before its prologue ran (the kernel's
+    /// <c>ARCH_INIT_USER_FP_ENTRY_FRAME</c>): x86-64 RA at SP, arm64 RA in x30, s390x RA in r14
+    /// (CFA = SP + 160). Used for the topmost frame when no SFrame row applies and the ip is
+    /// exactly a function symbol's start.
+    /// </summary>
+    public FrameRule EntryRule { get; }
 
     /// <summary>
     /// arm64: in the first frame the return address may still be only in LR (a leaf that stored no
@@ -111,7 +120,8 @@ public sealed class ArchDescriptor
         firstFrameLink: false, raFallbackLink: false, pacMask: ulong.MaxValue,
         perfIp: 8, perfSp: 7, perfFp: 6, perfLink: -1,
         dwarfToPerf: [0, 3, 2, 1, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23],
-        abis: [SFrameAbi.Amd64LittleEndian], cfaAlignment: 8);
+        abis: [SFrameAbi.Amd64LittleEndian], cfaAlignment: 8,
+        entryRule: new FrameRule(new CfaRule(7, 8), ValueRule.AtCfa(-8), ValueRule.Unchanged, FrameRuleFlags.None));
 
     /// <summary>
     /// arm64 (AAPCS64 frame records <c>{x29, x30}</c> at x29): <c>(cfa, ra, fp) = (x29 + 16, *(cfa - 8), *(cfa - 16))</c>.
@@ -129,7 +139,8 @@ public sealed class ArchDescriptor
         firstFrameLink: true, raFallbackLink: false, pacMask: 0x0000_FFFF_FFFF_FFFF,
         perfIp: 32, perfSp: 31, perfFp: 29, perfLink: 30,
         dwarfToPerf: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31],
-        abis: [SFrameAbi.AArch64LittleEndian, SFrameAbi.AArch64BigEndian], cfaAlignment: 8);
+        abis: [SFrameAbi.AArch64LittleEndian, SFrameAbi.AArch64BigEndian], cfaAlignment: 8,
+        entryRule: new FrameRule(new CfaRule(31, 0), ValueRule.InRegister(30), ValueRule.Unchanged, FrameRuleFlags.MangledRa));
 
     /// <summary>
     /// s390x (ELF ABI supplement: 160-byte register save area at the bottom of every frame;
@@ -148,5 +159,6 @@ public sealed class ArchDescriptor
         perfIp: 33, perfSp: 15, perfFp: 11, perfLink: 14,
         dwarfToPerf: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
             16, 18, 20, 22, 17, 19, 21, 23, 24, 26, 28, 30, 25, 27, 29, 31],
-        abis: [SFrameAbi.S390xBigEndian], cfaAlignment: 8);
+        abis: [SFrameAbi.S390xBigEndian], cfaAlignment: 8,
+        entryRule: new FrameRule(new CfaRule(15, 160), ValueRule.InRegister(14), ValueRule.Unchanged, FrameRuleFlags.None));
 }

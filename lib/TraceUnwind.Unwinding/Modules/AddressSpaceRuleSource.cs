@@ -122,6 +122,11 @@ public sealed class AddressSpaceRuleSource : IUnwindRuleSource
     /// <inheritdoc />
     public bool IsCodeAddress(ulong address) => FindMapping(address) is { IsExecutable: true };
 
+    /// <inheritdoc />
+    public bool IsFunctionEntry(ulong pc) =>
+        TryGetModule(pc, out var module, out ulong vaddr)
+        && module!.Symbols is { } symbols && symbols.TryFind(vaddr, out int i) && symbols.StartOf(i) == vaddr;
+
     /// <summary>The module and file-relative address for <paramref name="pc"/>, if a file backs it.</summary>
     public bool TryGetModule(ulong pc, out ElfModule? module, out ulong vaddr)
     {
