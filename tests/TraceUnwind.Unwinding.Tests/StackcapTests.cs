@@ -151,4 +151,27 @@ public class StackcapTests
         Assert.Equal(1, n);
         Assert.Equal(UnwindStop.Disabled, stop);
     }
+
+    /// <summary>A module whose .sframe fails validation is dropped (as the kernel drops it), counted once, and named in the stop reason.</summary>
+    [Fact]
+    public void RefusedSFrameSectionIsDroppedAndCounted()
+    {
+        var s = Load("stackcap-fib.json");
+        string path = Fixtures.Path("sframe", "x86_64", "stackcap");
+        var bytes = File.ReadAllBytes(path);
+        Assert.True(ElfFile.Parse(bytes).TryFindSFrame(out var loc));
+        bytes[loc.FileOffset + 3] &= 0xfe; // SFRAME_F_FDE_SORTED cleared
+        var tally = new TraceUnwind.Diagnostics.ErrorTally();
+        var files = new ElfFileCache(tally: tally);
+        files.Add(path, ElfFile.Parse(bytes, path));
+        var frames = new Frame[64];
+        int n = new UserStackUnwinder(UnwindMode.SFrame, files, tally).Unwind(UnwindArch.X86_64, s.Regs, s.Stack, s.Maps, frames, out var stop);
+        Assert.Equal(1, n);
+        Assert.Equal(UnwindStop.BadUnwindInfo, stop);
+        n = new UserStackUnwinder(UnwindMode.Auto, files, tally).Unwind(UnwindArch.X86_64, s.Regs, s.Stack, s.Maps, frames, out stop);
+        Assert.Equal(1, n);
+        Assert.Equal(UnwindStop.WouldGoBackwards, stop); // frame pointers instead: rbp = 0x1
+        Assert.Equal(1, tally.CountOf("unwind.sframe-invalid"));
+        Assert.Contains("SFRAME_F_FDE_SORTED", tally.ExamplesOf("unwind.sframe-invalid")[0], StringComparison.Ordinal);
+    }
 }

@@ -88,12 +88,11 @@ public sealed class SFrameSection
     /// <summary>Parses and (by default) validates SFrame data.</summary>
     /// <param name="data">The SFrame bytes: header through the end of the FRE sub-section (extra bytes after it are ignored).</param>
     /// <param name="address">Virtual address of <paramref name="data"/>[0] (section or PT_GNU_SFRAME address).</param>
-    /// <param name="options">Checks to make and positions for errors.</param>
+    /// <param name="options">Checks to make and positions for errors (default: validate, no text range).</param>
     /// <exception cref="SFrameException">The data fails a check; <see cref="SFrameException.Kind"/> keeps the kernel's class.</exception>
-    public static SFrameSection Parse(ReadOnlySpan<byte> data, ulong address, SFrameParseOptions options = default)
+    public static SFrameSection Parse(ReadOnlySpan<byte> data, ulong address, SFrameParseOptions? options = null)
     {
-        if (options == default) options = new SFrameParseOptions();
-        var p = new Parser(data, address, options);
+        var p = new Parser(data, address, options ?? new SFrameParseOptions(Validate: true));
         if (!SFrameHeader.TryRead(data, out var hdr))
         {
             if (data.Length < SFrameHeader.FixedSize)
