@@ -44,8 +44,12 @@ public enum UnwindStop : byte
     DepthCap,
     /// <summary>The sample carried no usable registers (abi 0) or stack.</summary>
     NoRegisters,
-    /// <summary>Malformed unwind data (SFrame that failed validation).</summary>
+    /// <summary>Malformed unwind data (SFrame that failed validation, or a row the unwinder must refuse).</summary>
     BadUnwindInfo,
+    /// <summary>A rule needs a register that is only known in the topmost frame (the kernel's rule too).</summary>
+    RegisterUnavailable,
+    /// <summary>Unwinding was turned off (<c>--unwind none</c>): only the sampled ip.</summary>
+    Disabled,
 }
 
 /// <summary>
@@ -100,3 +104,32 @@ public static class UnwindArchNames
         _ => UnwindArch.Unknown,
     };
 }
+
+/// <summary><c>--unwind</c> values.</summary>
+public static class UnwindModeNames
+{
+    /// <summary>The accepted spellings, for "valid values are ..." messages.</summary>
+    public static IReadOnlyList<string> Valid { get; } = ["auto", "sframe", "fp", "none"];
+
+    /// <summary>Parses <c>auto</c>, <c>sframe</c>, <c>fp</c> (or <c>frame-pointer</c>), <c>none</c> (case-insensitive).</summary>
+    public static bool TryParse(string? text, out UnwindMode mode)
+    {
+        switch (text?.Trim().ToLowerInvariant())
+        {
+            case "auto": mode = UnwindMode.Auto; return true;
+            case "sframe": mode = UnwindMode.SFrame; return true;
+            case "fp" or "frame-pointer" or "framepointer": mode = UnwindMode.FramePointer; return true;
+            case "none": mode = UnwindMode.None; return true;
+            default: mode = UnwindMode.Auto; return false;
+        }
+    }
+
+    public static string ToName(UnwindMode mode) => mode switch
+    {
+        UnwindMode.SFrame => "sframe",
+        UnwindMode.FramePointer => "fp",
+        UnwindMode.None => "none",
+        _ => "auto",
+    };
+}
+

@@ -1,17 +1,35 @@
 using System.CommandLine;
+using TraceUnwind.Unwinding.SFrame;
 
 namespace TraceUnwind.Cli.Commands;
 
-/// <summary>`traceunwind sframe`: not wired yet.</summary>
+/// <summary>
+/// <c>traceunwind sframe ELF...</c>: the SFrame section in <c>objdump --sframe</c>'s layout (so the
+/// two can be diffed), or <c>--json</c>; then the kernel's validation verdict on stderr.
+/// </summary>
 internal static class SFrameCommand
 {
+    private static readonly Option<bool> JsonOption = new("--json")
+    {
+        Description = "Print a machine-readable decode (header, every FDE and FRE, raw data words and rules) instead of objdump's layout",
+    };
+
+    private static readonly Argument<string[]> ElfArgument = new("elf")
+    {
+        Description = "ELF files (executables, shared objects, objects) with a .sframe section or PT_GNU_SFRAME segment",
+        Arity = ArgumentArity.OneOrMore,
+    };
+
     public static Command Create()
     {
-        var cmd = new Command("sframe", "(not implemented yet)");
-        cmd.SetAction(_ =>
+        var cmd = new Command("sframe", "Print the SFrame unwind data of ELF files like 'objdump --sframe' and check it as the kernel would");
+        cmd.Options.Add(JsonOption);
+        cmd.Arguments.Add(ElfArgument);
+        cmd.SetAction(parseResult =>
         {
-            Console.Error.WriteLine("traceunwind sframe: not implemented yet");
-            return (int)ExitCode.InputError;
+            var files = parseResult.GetValue(ElfArgument) ?? [];
+            int failed = SFrameReport.Run(Console.Out, Console.Error, files, parseResult.GetValue(JsonOption));
+            return (int)(failed == 0 ? ExitCode.Ok : ExitCode.InputError);
         });
         return cmd;
     }
