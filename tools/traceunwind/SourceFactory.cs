@@ -2,6 +2,7 @@ using System.CommandLine;
 using TraceUnwind.Diagnostics;
 using TraceUnwind.Model;
 using TraceUnwind.Perf;
+using TraceUnwind.Unwinding;
 
 namespace TraceUnwind.Cli;
 
@@ -23,6 +24,9 @@ internal static class SourceFactory
             Progress = progress.Enabled ? (bytes, samples) => progress.Report(bytes, samples) : null,
             EmitDeferredCallchains = parseResult.GetValue(options.NoMerge),
         };
+        var mode = options.GetUnwindMode(parseResult);
+        if (mode != UnwindMode.None)
+            perfOptions.Unwinder = new UserStackUnwinder(mode, parseResult.GetValue(options.Symfs), tally);
         return new PerfSampleSource(input.Stream, input.Name, perfOptions, tally);
     }
 }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using TraceUnwind.Symbols;
+using TraceUnwind.Unwinding.Modules;
 
 namespace TraceUnwind.Cli;
 
@@ -21,6 +22,5 @@ internal static class SymbolizerFactory
         };
     }
 
-    private static ISymbolizer ElfSymbols(string? symfs) =>
-        throw new NotSupportedException("--symbols is not wired yet");
+    private static ISymbolizer ElfSymbols(string? symfs) => new ElfSymbolizer(symfs);
 }
