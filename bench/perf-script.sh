@@ -17,11 +17,11 @@ record() {
   # A busy, varied workload: compression, a shell loop of short processes, file walking.
   ( cd "$scratch" && env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
       perf record -q -F 5000 -g -a -o "$CAP" -- sh -c '
-        (while :; do head -c 20000000 /dev/urandom | gzip -1 > /dev/null; done) &
-        (while :; do for i in 1 2 3 4 5 6 7 8; do ls /usr/lib > /dev/null; cat /etc/os-release > /dev/null; done; done) &
-        (while :; do find /usr/share -name "*.gz" > /dev/null 2>&1; done) &
-        while [ "$(stat -c %s '"$CAP"' 2>/dev/null || echo 0)" -lt $(('"$MIN_MB"' * 1048576)) ]; do sleep 2; done
-        kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; true' ) >&2 2>/dev/null || true
+        (while :; do head -c 20000000 /dev/urandom | gzip -1 > /dev/null; done) & a=$!
+        (while :; do for i in 1 2 3 4 5 6 7 8; do ls /usr/lib > /dev/null; cat /etc/os-release > /dev/null; done; done) & b=$!
+        (while :; do find /usr/share -name "*.gz" > /dev/null 2>&1; done) & c=$!
+        while [ "$(stat -c %s '"$CAP"' 2>/dev/null || echo 0)" -lt $(('"$MIN_MB"' * 1048576)) ]; do sleep 1; done
+        kill $a $b $c 2>/dev/null; wait 2>/dev/null; true' ) >&2 2>/dev/null || true
   rm -rf "$scratch"
 }
 
