@@ -1,0 +1,620 @@
+using TraceUnwind.Diagnostics;
+
+namespace TraceUnwind.Perf.Deferred;
+
+/// <summary>
+/// Joins samples whose callchain ends in <c>PERF_CONTEXT_USER_DEFERRED, cookie</c> with the
+/// PERF_RECORD_CALLCHAIN_DEFERRED record of the same thread and cookie (Linux 6.19+,
+/// <c>perf record --call-graph fp,defer</c>). A stage between perf's time ordering and the sample
+/// builder (<see cref="PerfReadOptions.RecordStage"/>; <see cref="Stage"/> makes the factory).
+///
+/// <para><b>What a cookie means</b> (kernel/unwind/deferred.c, c69993ecdd4d): one kernel entry of
+/// one task. It is assigned at the first deferred request after the task entered the kernel, shared
+/// by every later request of that entry, and cleared on the way back to user space. The record is
+/// written by task_work right before that return (same tid, later time, possibly another CPU and,
+/// under <c>-a</c>, another event: the <c>dummy:u</c> one with <c>defer_output</c>). Therefore, in time
+/// order and per thread:</para>
+/// <list type="number">
+/// <item>all samples of a cookie come before the thread's next kernel entry, and its record (if any)
+/// comes before that next entry's samples or record;</item>
+/// <item>a sample may still name a cookie whose record already went by (taken inside the unwind
+/// task_work itself or a later task_work of the same entry, e.g. <c>__fput</c>): "already executed",
+/// no second record follows;</item>
+/// <item>a sample of a task that never returns to user space (exit_group) gets no record; under
+/// <c>-a</c> an empty one (nr = 0, the mm is gone) may follow the thread's PERF_RECORD_EXIT.</item>
+/// </list>
+/// <para>So one state per thread suffices: its current cookie, and either the samples waiting for
+/// it (pending) or the record's stack (resolved, kept for rule 2). Matching is by (tid, cookie), never
+/// by event id.</para>
+/// <list type="bullet">
+/// <item>Deferred sample, thread resolved with the same cookie: joined now with the cached stack
+/// (perf 7.2 prints the cookie as a user frame there).</item>
+/// <item>Deferred sample, same cookie pending: waits too (up to 30 samples share one record in real captures;
+/// all get the stack).</item>
+/// <item>Deferred sample with a new cookie: the thread has left its previous entry. Samples still
+/// waiting for the old cookie can never get a record (rule 1): they go out lost; the cached stack is dropped.</item>
+/// <item>Record of the pending cookie: every waiting sample goes out joined, in arrival order; the stack is cached.
+/// A record of another cookie ends the pending one the same way (perf does so too) — unless it is a
+/// late record (its cookie is the one the thread already left, or it is older than the waiting samples or the cached record),
+/// which is counted and ignored. A second record of a joined cookie is a duplicate (<c>defer_output</c> on
+/// several events): counted, ignored.</item>
+/// <item>PERF_RECORD_EXIT of the thread: waiting samples go out lost (rule 3; the user stack died with the
+/// mm), before the exit reaches the next stage. End of input: every waiting sample goes out lost.</item>
+/// </list>
+/// <para>Joined samples take perf's merged form (<see cref="PerfDeferredResolution.Joined"/>: the chain
+/// without its cookie, then the record's ips; the marker acts as PERF_CONTEXT_USER), so the builder
+/// names their user frames with the maps and comm of the moment they go out — the record's position,
+/// as perf 7.2 does. Lost samples keep their chain with <see cref="PerfDeferredResolution.Lost"/>: one
+/// <c>FrameKind.UserLost</c> frame, never the cookie as an address. Each lost sample is counted by reason
+/// in the <see cref="ErrorTally"/> (<c>perf.deferred.lost-*</c>, notices).</para>
+/// <para><b>Output order</b>: a held sample goes out when its stack arrives (or is known lost), after
+/// samples that came behind it — perf 7.2's own order, so <c>script</c> output stays diffable with
+/// <c>perf script</c>; <c>Sample.Time</c> keeps the sample's own time. The delay is the time to the
+/// task's return to user space (microseconds to milliseconds, longer for blocking syscalls).
+/// A stage that needs file order (the injector) keeps the place with <see cref="IDeferredHoldObserver"/>.</para>
+/// <para><b>Memory</b>: waiting samples are copies of their records in pooled buffers, capped by
+/// <see cref="DeferredJoinOptions"/>; one cached stack per thread, least recently used out first. After
+/// warm-up nothing is allocated per sample.</para>
+/// </summary>
+public sealed class DeferredCallchainJoiner : IPerfRecordHandler
+{
+    private const string LostNextEntryCode = "perf.deferred.lost-next-entry";
+    private const string LostAtExitCode = "perf.deferred.lost-at-exit";
+    private const string LostAtEndCode = "perf.deferred.lost-at-end";
+    private const string LostOverflowCode = "perf.deferred.lost-overflow";
+    private const string LostNoTidCode = "perf.deferred.lost-no-tid";
+    private const string DuplicateCode = "perf.deferred.duplicate-record";
+    private const string LateCode = "perf.deferred.late-record";
+    private const string NoTidRecordCode = "perf.deferred.record-without-tid";
+    private const string CacheOverflowCode = "perf.deferred.cache-overflow";
+    private const string ReparseCode = "perf.deferred.reparse-failed";
+
+    /// <summary>Callchain entries a record can hold (64 KiB / 8), for the merged chain's scratch.</summary>
+    private const int MaxChainWords = 8192;
+
+    private readonly PerfSession _session;
+    private readonly IPerfRecordHandler _next;
+    private readonly ErrorTally _tally;
+    private readonly DeferredJoinOptions _options;
+    private readonly IDeferredHoldObserver? _observer;
+    private readonly PerfSampleParser _parser;
+    private readonly Dictionary<int, ThreadSlot> _threads = new();
+    private readonly Stack<ThreadSlot> _freeSlots = new();
+    private readonly Stack<Held> _freeHeld = new();
+    private readonly BufferPool _buffers = new();
+    private readonly ulong[] _chain = new ulong[2 * MaxChainWords];
+
+    // Waiting samples, oldest first (hold order); each is also on its thread's list.
+    private Held? _oldest, _newest;
+    private int _pending;
+    private long _pendingBytes;
+    private long _nextHoldId;
+
+    // Resolved threads (with a cached stack), least recently used first.
+    private ThreadSlot? _lruHead, _lruTail;
+    private int _cached;
+
+    /// <param name="session">The input's session (events, byte order) to re-decode held copies.</param>
+    /// <param name="next">Where samples and every other record go (the sample builder, the injector).</param>
+    /// <param name="tally">Where lost samples and odd records are counted.</param>
+    /// <param name="options">Caps; null for defaults.</param>
+    /// <param name="observer">Told about held samples (the injector); null for none.</param>
+    public DeferredCallchainJoiner(PerfSession session, IPerfRecordHandler next, ErrorTally tally,
+        DeferredJoinOptions? options = null, IDeferredHoldObserver? observer = null)
+    {
+        _session = session ?? throw new ArgumentNullException(nameof(session));
+        _next = next ?? throw new ArgumentNullException(nameof(next));
+        _tally = tally ?? throw new ArgumentNullException(nameof(tally));
+        _options = options ?? new DeferredJoinOptions();
+        _options.Validate();
+        _observer = observer;
+        _parser = new PerfSampleParser(session);
+    }
+
+    /// <summary>A <see cref="PerfReadOptions.RecordStage"/> factory that puts a joiner before the next handler.</summary>
+    /// <param name="created">Called with each joiner made (to read its <see cref="Stats"/> later).</param>
+    public static Func<PerfSession, IPerfRecordHandler, IPerfRecordHandler> Stage(ErrorTally tally, DeferredJoinOptions? options = null,
+        Action<DeferredCallchainJoiner>? created = null) =>
+        (session, next) =>
+        {
+            var j = new DeferredCallchainJoiner(session, next, tally, options);
+            created?.Invoke(j);
+            return j;
+        };
+
+    public DeferredJoinStats Stats { get; } = new();
+    /// <summary>Samples waiting now.</summary>
+    public int PendingSamples => _pending;
+    /// <summary>Bytes of waiting sample copies now.</summary>
+    public long PendingBytes => _pendingBytes;
+    /// <summary>Threads with a cached stack now.</summary>
+    public int CachedStacks => _cached;
+
+    // ------------------------------------------------------------------ records
+
+    public void OnSample(in PerfSample s)
+    {
+        if (!s.HasDeferredUserCallchain)
+        {
+            _next.OnSample(in s);
+            return;
+        }
+        Stats.DeferredSamples++;
+        ulong cookie = s.DeferredCookie;
+        if (s.Tid < 0)
+        {
+            // Without PERF_SAMPLE_TID nothing says whose kernel entry the cookie names.
+            Stats.LostNoTid++;
+            Count(LostNoTidCode, s.Record.FileOffset, "the sample has no tid, so no deferred record can be matched to it");
+            var lost = s;
+            lost.DeferredResolution = PerfDeferredResolution.Lost;
+            _next.OnSample(in lost);
+            return;
+        }
+
+        if (_threads.TryGetValue(s.Tid, out var slot))
+        {
+            if (slot.Cookie == cookie)
+            {
+                if (slot.Resolved)
+                {
+                    // "Already executed": the record of this kernel entry went by before this sample.
+                    Stats.JoinedEarlier++;
+                    Touch(slot);
+                    DeliverJoinedNow(s, slot.Stack.AsSpan(0, slot.StackLength));
+                    return;
+                }
+                Hold(slot, s);
+                return;
+            }
+            // A new kernel entry of this thread: the old cookie is over.
+            LeaveEntry(slot, LostReason.NextEntry);
+            if (!_threads.ContainsKey(s.Tid)) slot = NewSlot(s.Tid);
+            slot.Cookie = cookie;
+            Hold(slot, s);
+            return;
+        }
+        slot = NewSlot(s.Tid);
+        slot.Cookie = cookie;
+        Hold(slot, s);
+    }
+
+    public void OnDeferredCallchain(in PerfDeferredCallchain d)
+    {
+        Stats.Records++;
+        int tid = d.Record.SampleId.Tid;
+        ThreadSlot? slot;
+        if (tid < 0)
+        {
+            // No sample_id (sample_id_all off): cookies are unique across the system (CPU + per-CPU counter),
+            // so match the waiting thread by cookie alone.
+            Stats.RecordsWithoutTid++;
+            Count(NoTidRecordCode, d.Record.FileOffset, "the deferred record has no tid (no sample_id_all): matched by cookie alone");
+            slot = FindPendingByCookie(d.Cookie);
+            if (slot is not null) Resolve(slot, d);
+            _next.OnDeferredCallchain(in d);
+            return;
+        }
+
+        if (!_threads.TryGetValue(tid, out slot))
+        {
+            // No sample waits: keep the stack for samples of this entry that may still come (rule 2).
+            slot = NewSlot(tid);
+            slot.Cookie = d.Cookie;
+            Cache(slot, d.Ips, RecordTime(d));
+        }
+        else if (slot.Cookie == d.Cookie)
+        {
+            if (slot.Resolved)
+            {
+                Stats.DuplicateRecords++;
+                Count(DuplicateCode, d.Record.FileOffset, $"a second deferred record for tid {tid} cookie 0x{d.Cookie:x} (defer_output on several events?): ignored");
+            }
+            else Resolve(slot, d);
+        }
+        else if (IsLate(slot, d))
+        {
+            Stats.LateRecords++;
+            Count(LateCode, d.Record.FileOffset,
+                $"deferred record for tid {tid} cookie 0x{d.Cookie:x} arrives after the thread's later kernel entry 0x{slot.Cookie:x}: ignored");
+        }
+        else
+        {
+            // The record of a later kernel entry: whatever waits for the current cookie never gets one.
+            LeaveEntry(slot, LostReason.NextEntry);
+            if (!_threads.TryGetValue(tid, out slot)) slot = NewSlot(tid);
+            slot.Cookie = d.Cookie;
+            Cache(slot, d.Ips, RecordTime(d));
+        }
+        _next.OnDeferredCallchain(in d);
+    }
+
+    public void OnExit(in PerfTaskEvent exit)
+    {
+        if (_threads.TryGetValue(exit.Tid, out var slot))
+        {
+            // Waiting samples go out before the exit reaches the builder (comm and maps as the thread had them).
+            ReleasePending(slot, LostReason.Exit);
+            RemoveSlot(slot);
+        }
+        _next.OnExit(in exit);
+    }
+
+    public void OnEnd()
+    {
+        while (_oldest is not null) ReleaseOne(_oldest, LostReason.End);
+        _next.OnEnd();
+    }
+
+    public void OnMmap(in PerfMmap mmap) => _next.OnMmap(in mmap);
+    public void OnComm(in PerfComm comm) => _next.OnComm(in comm);
+    public void OnFork(in PerfTaskEvent fork) => _next.OnFork(in fork);
+    public void OnOtherRecord(in PerfRecord record) => _next.OnOtherRecord(in record);
+    // A quiet pipe is no evidence: the task may return to user space any time.
+    public void OnIdle() => _next.OnIdle();
+
+    /// <summary>
+    /// Lets the oldest waiting sample go as lost (<c>perf.deferred.lost-overflow</c>). For a consumer
+    /// that bounds what it queues behind held samples (the injector). False when nothing waits.
+    /// </summary>
+    public bool ReleaseOldest()
+    {
+        if (_oldest is null) return false;
+        ReleaseOne(_oldest, LostReason.Overflow);
+        return true;
+    }
+
+    // ------------------------------------------------------------------ pending samples
+
+    private enum LostReason : byte { NextEntry, Exit, End, Overflow }
+
+    private sealed class Held
+    {
+        public byte[] Buffer = [];
+        public int Length;
+        public long FileOffset;
+        public long HoldId;
+        public ulong Time;
+        public ThreadSlot Thread = null!;
+        public Held? NextInThread;
+        public Held? Older, Newer;
+    }
+
+    private sealed class ThreadSlot
+    {
+        public int Tid;
+        public ulong Cookie;
+        /// <summary>The record of <see cref="Cookie"/> came: <see cref="Stack"/> holds it, nothing waits.</summary>
+        public bool Resolved;
+        public ulong[] Stack = new ulong[32];
+        public int StackLength;
+        /// <summary>Time of the cached record (0 if unknown).</summary>
+        public ulong RecordTime;
+        public Held? Head, Tail;
+        public int Count;
+        /// <summary>The cookie this thread left last (its late records are ignored).</summary>
+        public ulong LeftCookie;
+        public bool HasLeft;
+        public ThreadSlot? LruPrev, LruNext;
+    }
+
+    private void Hold(ThreadSlot slot, in PerfSample s)
+    {
+        var bytes = s.Record.Bytes;
+        while (_pending > 0 && (_pending >= _options.MaxPendingSamples || _pendingBytes + bytes.Length > _options.MaxPendingBytes))
+        {
+            // The oldest may be this thread's own: then the slot can go away under us.
+            ReleaseOne(_oldest!, LostReason.Overflow);
+        }
+        if (!_threads.ContainsKey(slot.Tid))
+        {
+            ulong cookie = slot.Cookie;
+            slot = NewSlot(slot.Tid);
+            slot.Cookie = cookie;
+        }
+        var h = _freeHeld.Count > 0 ? _freeHeld.Pop() : new Held();
+        h.Buffer = _buffers.Rent(bytes.Length);
+        bytes.CopyTo(h.Buffer);
+        h.Length = bytes.Length;
+        h.FileOffset = s.Record.FileOffset;
+        h.HoldId = _nextHoldId++;
+        h.Time = s.Time;
+        h.Thread = slot;
+        h.NextInThread = null;
+        if (slot.Tail is null) slot.Head = h; else slot.Tail.NextInThread = h;
+        slot.Tail = h;
+        slot.Count++;
+        h.Older = _newest;
+        h.Newer = null;
+        if (_newest is null) _oldest = h; else _newest.Newer = h;
+        _newest = h;
+        _pending++;
+        _pendingBytes += bytes.Length;
+        if (_pending > Stats.PeakPending) Stats.PeakPending = _pending;
+        _observer?.OnHeld(h.HoldId);
+    }
+
+    /// <summary>Takes <paramref name="h"/> off both lists and returns its storage (after use).</summary>
+    private void Unlink(Held h)
+    {
+        if (h.Older is null) _oldest = h.Newer; else h.Older.Newer = h.Newer;
+        if (h.Newer is null) _newest = h.Older; else h.Newer.Older = h.Older;
+        h.Older = h.Newer = null;
+        _pending--;
+        _pendingBytes -= h.Length;
+    }
+
+    private void Recycle(Held h)
+    {
+        _buffers.Return(h.Buffer);
+        h.Buffer = [];
+        h.Thread = null!;
+        h.NextInThread = null;
+        _freeHeld.Push(h);
+    }
+
+    /// <summary>Releases the oldest sample of its thread (the globally oldest always is one) as lost.</summary>
+    private void ReleaseOne(Held h, LostReason reason)
+    {
+        var slot = h.Thread;
+        // h is the head of its thread's list: lists and the global order are both arrival order.
+        slot.Head = h.NextInThread;
+        if (slot.Head is null) slot.Tail = null;
+        slot.Count--;
+        Unlink(h);
+        DeliverLost(h, reason);
+        Recycle(h);
+        if (slot.Count == 0 && !slot.Resolved) RemoveSlot(slot);
+    }
+
+    /// <summary>Releases every waiting sample of <paramref name="slot"/> as lost, oldest first.</summary>
+    private void ReleasePending(ThreadSlot slot, LostReason reason)
+    {
+        var h = slot.Head;
+        slot.Head = slot.Tail = null;
+        slot.Count = 0;
+        while (h is not null)
+        {
+            var next = h.NextInThread;
+            Unlink(h);
+            DeliverLost(h, reason);
+            Recycle(h);
+            h = next;
+        }
+    }
+
+    /// <summary>The thread leaves its current kernel entry: waiting samples are lost, the cached stack dropped.</summary>
+    private void LeaveEntry(ThreadSlot slot, LostReason reason)
+    {
+        ulong left = slot.Cookie;
+        ReleasePending(slot, reason);
+        if (slot.Resolved) Uncache(slot);
+        slot.LeftCookie = left;
+        slot.HasLeft = true;
+        // The slot stays (it remembers the cookie it left); the caller gives it its new cookie.
+    }
+
+    /// <summary>The record of the pending cookie: every waiting sample goes out joined; the stack is cached.</summary>
+    private void Resolve(ThreadSlot slot, in PerfDeferredCallchain d)
+    {
+        var h = slot.Head;
+        slot.Head = slot.Tail = null;
+        slot.Count = 0;
+        while (h is not null)
+        {
+            var next = h.NextInThread;
+            Unlink(h);
+            Stats.JoinedLater++;
+            DeliverJoined(h, d.Ips);
+            Recycle(h);
+            h = next;
+        }
+        Cache(slot, d.Ips, RecordTime(d));
+    }
+
+    /// <summary>
+    /// A record whose cookie is not the thread's current one is late (out of time order) when it is the
+    /// cookie the thread already left, or when it is older than the samples waiting now.
+    /// </summary>
+    private static bool IsLate(ThreadSlot slot, in PerfDeferredCallchain d)
+    {
+        if (slot.HasLeft && slot.LeftCookie == d.Cookie) return true;
+        ulong t = RecordTime(d);
+        if (t == 0) return false;
+        ulong current = slot.Resolved ? slot.RecordTime : slot.Head?.Time ?? 0;
+        return current != 0 && t < current;
+    }
+
+    private static ulong RecordTime(in PerfDeferredCallchain d) => d.Record.SampleId.HasTime ? d.Record.SampleId.Time : 0;
+
+    private ThreadSlot? FindPendingByCookie(ulong cookie)
+    {
+        foreach (var (_, slot) in _threads)
+            if (!slot.Resolved && slot.Count > 0 && slot.Cookie == cookie) return slot;
+        return null;
+    }
+
+    // ------------------------------------------------------------------ thread slots and the stack cache
+
+    private ThreadSlot NewSlot(int tid)
+    {
+        var slot = _freeSlots.Count > 0 ? _freeSlots.Pop() : new ThreadSlot();
+        slot.Tid = tid;
+        slot.Cookie = 0;
+        slot.Resolved = false;
+        slot.StackLength = 0;
+        slot.Head = slot.Tail = null;
+        slot.Count = 0;
+        slot.HasLeft = false;
+        slot.LeftCookie = 0;
+        _threads[tid] = slot;
+        return slot;
+    }
+
+    private void RemoveSlot(ThreadSlot slot)
+    {
+        if (slot.Resolved) Uncache(slot);
+        _threads.Remove(slot.Tid);
+        _freeSlots.Push(slot);
+    }
+
+    private void Cache(ThreadSlot slot, ReadOnlySpan<ulong> ips, ulong time)
+    {
+        if (slot.Stack.Length < ips.Length) slot.Stack = new ulong[Math.Max(ips.Length, slot.Stack.Length * 2)];
+        ips.CopyTo(slot.Stack);
+        slot.StackLength = ips.Length;
+        slot.RecordTime = time;
+        if (!slot.Resolved)
+        {
+            slot.Resolved = true;
+            _cached++;
+            slot.LruPrev = _lruTail;
+            slot.LruNext = null;
+            if (_lruTail is null) _lruHead = slot; else _lruTail.LruNext = slot;
+            _lruTail = slot;
+        }
+        else Touch(slot);
+        while (_cached > _options.MaxCachedStacks && _lruHead is not null && _lruHead != slot)
+        {
+            var victim = _lruHead;
+            Stats.CacheEvictions++;
+            Count(CacheOverflowCode, -1,
+                $"more than {_options.MaxCachedStacks} threads had a deferred user stack cached: tid {victim.Tid}'s (cookie 0x{victim.Cookie:x}) was dropped (raise --max-pending)");
+            RemoveSlot(victim);
+        }
+    }
+
+    private void Uncache(ThreadSlot slot)
+    {
+        if (slot.LruPrev is null) _lruHead = slot.LruNext; else slot.LruPrev.LruNext = slot.LruNext;
+        if (slot.LruNext is null) _lruTail = slot.LruPrev; else slot.LruNext.LruPrev = slot.LruPrev;
+        slot.LruPrev = slot.LruNext = null;
+        slot.Resolved = false;
+        slot.StackLength = 0;
+        _cached--;
+    }
+
+    private void Touch(ThreadSlot slot)
+    {
+        if (_lruTail == slot) return;
+        if (slot.LruPrev is null) _lruHead = slot.LruNext; else slot.LruPrev.LruNext = slot.LruNext;
+        slot.LruNext!.LruPrev = slot.LruPrev;
+        slot.LruPrev = _lruTail;
+        slot.LruNext = null;
+        _lruTail!.LruNext = slot;
+        _lruTail = slot;
+    }
+
+    // ------------------------------------------------------------------ delivery
+
+    /// <summary>perf's <c>sample__merge_deferred_callchain</c>: the chain without its cookie (the marker stays), then the deferred ips.</summary>
+    private ReadOnlySpan<ulong> Merge(ReadOnlySpan<ulong> chain, ReadOnlySpan<ulong> ips)
+    {
+        int keep = chain.Length - 1;
+        chain[..keep].CopyTo(_chain);
+        int n = Math.Min(ips.Length, _chain.Length - keep);
+        ips[..n].CopyTo(_chain.AsSpan(keep));
+        return _chain.AsSpan(0, keep + n);
+    }
+
+    private void DeliverJoinedNow(in PerfSample s, ReadOnlySpan<ulong> ips)
+    {
+        var j = s;
+        j.Callchain = Merge(s.Callchain, ips);
+        j.DeferredResolution = PerfDeferredResolution.Joined;
+        _next.OnSample(in j);
+    }
+
+    private void DeliverJoined(Held h, ReadOnlySpan<ulong> ips)
+    {
+        if (!Reparse(h, out var s)) return;
+        s.Callchain = Merge(s.Callchain, ips);
+        s.DeferredResolution = PerfDeferredResolution.Joined;
+        _observer?.OnReleased(h.HoldId);
+        _next.OnSample(in s);
+    }
+
+    private void DeliverLost(Held h, LostReason reason)
+    {
+        if (!Reparse(h, out var s)) return;
+        switch (reason)
+        {
+            case LostReason.NextEntry:
+                Stats.LostNextEntry++;
+                CountLost(LostNextEntryCode, h, s.DeferredCookie, "the thread entered the kernel again before its deferred user stack was written");
+                break;
+            case LostReason.Exit:
+                Stats.LostAtExit++;
+                CountLost(LostAtExitCode, h, s.DeferredCookie, "the thread exited before its deferred user stack was written");
+                break;
+            case LostReason.End:
+                Stats.LostAtEnd++;
+                CountLost(LostAtEndCode, h, s.DeferredCookie, "the input ended before its deferred user stack");
+                break;
+            default:
+                Stats.LostOverflow++;
+                CountLost(LostOverflowCode, h, s.DeferredCookie,
+                    $"more than {_options.MaxPendingSamples} samples ({_options.MaxPendingBytes} bytes) waited for deferred user stacks (raise --max-pending)");
+                break;
+        }
+        s.DeferredResolution = PerfDeferredResolution.Lost;
+        _observer?.OnReleased(h.HoldId);
+        _next.OnSample(in s);
+    }
+
+    private bool Reparse(Held h, out PerfSample s)
+    {
+        if (_parser.TryParseSample(h.Buffer.AsSpan(0, h.Length), h.FileOffset, out s, out string? error)) return true;
+        // It decoded once already; this can only mean the session changed under it.
+        _tally.Add(ReparseCode, new InputPosition(_session.SourceName, h.FileOffset), $"held sample could not be decoded again: {error}");
+        _observer?.OnDropped(h.HoldId);
+        return false;
+    }
+
+    private void CountLost(string code, Held h, ulong cookie, string why)
+    {
+        if (_tally.WantsExample(code))
+            _tally.Add(code, new InputPosition(_session.SourceName, h.FileOffset),
+                $"sample of tid {h.Thread.Tid} at time {h.Time}, cookie 0x{cookie:x}: {why}; shown with [deferred user stack lost]", TallySeverity.Notice);
+        else _tally.Count(code);
+    }
+
+    private void Count(string code, long fileOffset, string? message)
+    {
+        if (message is not null && _tally.WantsExample(code))
+            _tally.Add(code, new InputPosition(_session.SourceName, fileOffset), message, TallySeverity.Notice);
+        else _tally.Count(code);
+    }
+
+    /// <summary>
+    /// Byte arrays for held record copies, by power-of-two size class (256 B .. 64 KiB), kept for reuse:
+    /// the pool holds at most what was waiting at the peak, which the caps bound.
+    /// </summary>
+    private sealed class BufferPool
+    {
+        private const int MinShift = 8, MaxShift = 16;
+        private readonly Stack<byte[]>[] _classes = new Stack<byte[]>[MaxShift - MinShift + 1];
+
+        public byte[] Rent(int size)
+        {
+            int cls = Class(size);
+            var stack = _classes[cls];
+            if (stack is not null && stack.Count > 0) return stack.Pop();
+            return new byte[1 << (cls + MinShift)];
+        }
+
+        public void Return(byte[] buffer)
+        {
+            if (buffer.Length == 0) return;
+            int cls = Class(buffer.Length);
+            (_classes[cls] ??= new Stack<byte[]>()).Push(buffer);
+        }
+
+        private static int Class(int size)
+        {
+            int shift = MinShift;
+            while ((1 << shift) < size && shift < MaxShift) shift++;
+            return shift - MinShift;
+        }
+    }
+}
