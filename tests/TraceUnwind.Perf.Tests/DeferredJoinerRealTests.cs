@@ -91,6 +91,17 @@ public sealed class DeferredJoinerRealTests
         Assert.Equal(lost, tally.Counts.Where(c => c.Code.StartsWith("perf.deferred.lost-", StringComparison.Ordinal)).Sum(c => c.Count));
     }
 
+    /// <summary>Samples perf 7.2's merged view left with their cookie as a user frame ("cf00000001 [unknown] ([unknown])").</summary>
+    internal static HashSet<(int Tid, ulong TimeMicros)> PerfUnmerged(string capture)
+    {
+        var cookies = PerfScriptText.Parse(Fixtures.ReadText("perf-defer", capture, "script-F-nomerge.txt.gz"))
+            .Where(s => !s.IsDeferredCallchain && s.Frames.Count > 0 && s.Frames[^1].IsCookie)
+            .ToDictionary(s => (s.Tid, s.TimeMicros), s => s.Frames[^1].Address);
+        return PerfScriptText.Parse(Fixtures.ReadText("perf-defer", capture, "script-F.txt.gz"))
+            .Where(p => p.Frames.Count > 0 && cookies.TryGetValue((p.Tid, p.TimeMicros), out ulong c) && p.Frames[^1].Address == c && p.Frames[^1].Dso == "[unknown]")
+            .Select(p => (p.Tid, p.TimeMicros)).ToHashSet();
+    }
+
     /// <summary>Address, kind and dso of one of our frames against perf's line. True for a user frame.</summary>
     internal static bool SameFrame(ScriptFrame p, CopiedFrame o, string at)
     {
