@@ -554,7 +554,7 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
             default:
                 Stats.LostOverflow++;
                 CountLost(LostOverflowCode, h, s.DeferredCookie,
-                    $"more than {_options.MaxPendingSamples} samples ({_options.MaxPendingBytes} bytes) waited for deferred user stacks (raise --max-pending)");
+                    $"the cap on samples waiting for their deferred user stack ({_options.MaxPendingSamples} samples, {_options.MaxPendingBytes} bytes) was reached (raise --max-pending)");
                 break;
         }
         s.DeferredResolution = PerfDeferredResolution.Lost;
