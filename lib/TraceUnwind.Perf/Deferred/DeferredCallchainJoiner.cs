@@ -1,3 +1,5 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
 using TraceUnwind.Diagnostics;
 
 namespace TraceUnwind.Perf.Deferred;
@@ -52,10 +54,12 @@ namespace TraceUnwind.Perf.Deferred;
 /// <c>perf script</c>; <c>Sample.Time</c> keeps the sample's own time. The delay is the time to the
 /// task's return to user space (microseconds to milliseconds, longer for blocking syscalls).
 /// A stage that needs file order (the injector) keeps the place with <see cref="IDeferredHoldObserver"/>.</para>
-/// <para><b>Memory</b>: waiting samples are copies of their records in pooled buffers, capped by
-/// <see cref="DeferredJoinOptions"/>; one cached stack per thread, least recently used out first. After
-/// warm-up nothing is allocated per sample.</para>
+/// <para><b>Memory</b>: waiting samples are copies of their records, capped by <see cref="DeferredJoinOptions"/>;
+/// they live in a recycled array of entries, each keeping its byte buffer for the next sample (a buffer over
+/// 4 KiB is let go instead). One cached stack per thread, least recently used out first. After warm-up nothing
+/// is allocated per sample; the hot path writes no object references (int links, no GC write barriers).</para>
 /// </summary>
+[SkipLocalsInit] // PerfSample locals are large and always assigned before use.
 public sealed class DeferredCallchainJoiner : IPerfRecordHandler
 {
     private const string LostNextEntryCode = "perf.deferred.lost-next-entry";
@@ -71,6 +75,9 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
 
     /// <summary>Callchain entries a record can hold (64 KiB / 8), for the merged chain's scratch.</summary>
     private const int MaxChainWords = 8192;
+    /// <summary>An entry keeps its buffer for the next sample up to this size.</summary>
+    private const int KeepBufferBytes = 4096;
+    private const int None = -1;
 
     private readonly PerfSession _session;
     private readonly IPerfRecordHandler _next;
@@ -80,15 +87,17 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
     private readonly PerfSampleParser _parser;
     private readonly Dictionary<int, ThreadSlot> _threads = new();
     private readonly Stack<ThreadSlot> _freeSlots = new();
-    private readonly Stack<Held> _freeHeld = new();
-    private readonly BufferPool _buffers = new();
     private readonly ulong[] _chain = new ulong[2 * MaxChainWords];
 
-    // Waiting samples, oldest first (hold order); each is also on its thread's list.
-    private Held? _oldest, _newest;
+    // Waiting samples: entries of _held linked by index; oldest first (hold order) through Older/Newer,
+    // and per thread through NextInThread. Free entries are chained through NextInThread from _free.
+    private Held[] _held = new Held[64];
+    private int _free = None, _used;
+    private int _oldest = None, _newest = None;
     private int _pending;
     private long _pendingBytes;
     private long _nextHoldId;
+    private bool _delivering;
 
     // Resolved threads (with a cached stack), least recently used first.
     private ThreadSlot? _lruHead, _lruTail;
@@ -143,12 +152,7 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
         ulong cookie = s.DeferredCookie;
         if (s.Tid < 0)
         {
-            // Without PERF_SAMPLE_TID nothing says whose kernel entry the cookie names.
-            Stats.LostNoTid++;
-            Count(LostNoTidCode, s.Record.FileOffset, "the sample has no tid, so no deferred record can be matched to it");
-            var lost = s;
-            lost.DeferredResolution = PerfDeferredResolution.Lost;
-            _next.OnSample(in lost);
+            DeliverNoTid(s);
             return;
         }
 
@@ -169,12 +173,8 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
             }
             // A new kernel entry of this thread: the old cookie is over.
             LeaveEntry(slot, LostReason.NextEntry);
-            if (!_threads.ContainsKey(s.Tid)) slot = NewSlot(s.Tid);
-            slot.Cookie = cookie;
-            Hold(slot, s);
-            return;
         }
-        slot = NewSlot(s.Tid);
+        else slot = NewSlot(s.Tid);
         slot.Cookie = cookie;
         Hold(slot, s);
     }
@@ -183,20 +183,13 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
     {
         Stats.Records++;
         int tid = d.Record.SampleId.Tid;
-        ThreadSlot? slot;
         if (tid < 0)
         {
-            // No sample_id (sample_id_all off): cookies are unique across the system (CPU + per-CPU counter),
-            // so match the waiting thread by cookie alone.
-            Stats.RecordsWithoutTid++;
-            Count(NoTidRecordCode, d.Record.FileOffset, "the deferred record has no tid (no sample_id_all): matched by cookie alone");
-            slot = FindPendingByCookie(d.Cookie);
-            if (slot is not null) Resolve(slot, d);
-            _next.OnDeferredCallchain(in d);
+            RecordWithoutTid(d);
             return;
         }
 
-        if (!_threads.TryGetValue(tid, out slot))
+        if (!_threads.TryGetValue(tid, out var slot))
         {
             // No sample waits: keep the stack for samples of this entry that may still come (rule 2).
             slot = NewSlot(tid);
@@ -205,24 +198,14 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
         }
         else if (slot.Cookie == d.Cookie)
         {
-            if (slot.Resolved)
-            {
-                Stats.DuplicateRecords++;
-                Count(DuplicateCode, d.Record.FileOffset, $"a second deferred record for tid {tid} cookie 0x{d.Cookie:x} (defer_output on several events?): ignored");
-            }
+            if (slot.Resolved) Duplicate(d);
             else Resolve(slot, d);
         }
-        else if (IsLate(slot, d))
-        {
-            Stats.LateRecords++;
-            Count(LateCode, d.Record.FileOffset,
-                $"deferred record for tid {tid} cookie 0x{d.Cookie:x} arrives after the thread's later kernel entry 0x{slot.Cookie:x}: ignored");
-        }
+        else if (IsLate(slot, d)) Late(d, slot);
         else
         {
             // The record of a later kernel entry: whatever waits for the current cookie never gets one.
             LeaveEntry(slot, LostReason.NextEntry);
-            if (!_threads.TryGetValue(tid, out slot)) slot = NewSlot(tid);
             slot.Cookie = d.Cookie;
             Cache(slot, d.Ips, RecordTime(d));
         }
@@ -242,7 +225,7 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
 
     public void OnEnd()
     {
-        while (_oldest is not null) ReleaseOne(_oldest, LostReason.End);
+        while (_oldest != None) ReleaseOldest(LostReason.End);
         _next.OnEnd();
     }
 
@@ -255,29 +238,60 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
 
     /// <summary>
     /// Lets the oldest waiting sample go as lost (<c>perf.deferred.lost-overflow</c>). For a consumer
-    /// that bounds what it queues behind held samples (the injector). False when nothing waits.
+    /// that bounds what it queues behind held samples (the injector). False when nothing waits, or when called
+    /// while the joiner is handing a held sample to the next handler (try again at the next record).
     /// </summary>
     public bool ReleaseOldest()
     {
-        if (_oldest is null) return false;
-        ReleaseOne(_oldest, LostReason.Overflow);
+        // Not from inside a release (the next handler is being given a held sample): the lists are in motion.
+        if (_oldest == None || _delivering) return false;
+        ReleaseOldest(LostReason.Overflow);
         return true;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void RecordWithoutTid(in PerfDeferredCallchain d)
+    {
+        // No sample_id (sample_id_all off): cookies are unique across the system (CPU + per-CPU counter),
+        // so match the waiting thread by cookie alone. Without a time such a record is not time-ordered:
+        // it can only find samples already out of the time-order queue.
+        Stats.RecordsWithoutTid++;
+        Count(NoTidRecordCode, d.Record.FileOffset, "the deferred record has no tid (no sample_id_all): matched by cookie alone");
+        var slot = FindPendingByCookie(d.Cookie);
+        if (slot is not null) Resolve(slot, d);
+        _next.OnDeferredCallchain(in d);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void Duplicate(in PerfDeferredCallchain d)
+    {
+        Stats.DuplicateRecords++;
+        Count(DuplicateCode, d.Record.FileOffset,
+            $"a second deferred record for tid {d.Record.SampleId.Tid} cookie 0x{d.Cookie:x} (defer_output on several events?): ignored");
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void Late(in PerfDeferredCallchain d, ThreadSlot slot)
+    {
+        Stats.LateRecords++;
+        Count(LateCode, d.Record.FileOffset,
+            $"deferred record for tid {d.Record.SampleId.Tid} cookie 0x{d.Cookie:x} arrives after the thread's later kernel entry 0x{slot.Cookie:x}: ignored");
     }
 
     // ------------------------------------------------------------------ pending samples
 
     private enum LostReason : byte { NextEntry, Exit, End, Overflow }
 
-    private sealed class Held
+    private struct Held
     {
-        public byte[] Buffer = [];
+        public byte[]? Buffer;
         public int Length;
+        public int Tid;
         public long FileOffset;
         public long HoldId;
         public ulong Time;
-        public ThreadSlot Thread = null!;
-        public Held? NextInThread;
-        public Held? Older, Newer;
+        public int NextInThread;
+        public int Older, Newer;
     }
 
     private sealed class ThreadSlot
@@ -290,96 +304,111 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
         public int StackLength;
         /// <summary>Time of the cached record (0 if unknown).</summary>
         public ulong RecordTime;
-        public Held? Head, Tail;
-        public int Count;
+        /// <summary>Waiting samples: entries of the joiner's array, oldest first.</summary>
+        public int Head = None, Tail = None, Count;
         /// <summary>The cookie this thread left last (its late records are ignored).</summary>
         public ulong LeftCookie;
         public bool HasLeft;
+        /// <summary>Receiving a sample right now: not removed when its last waiting sample goes.</summary>
+        public bool Pinned;
         public ThreadSlot? LruPrev, LruNext;
     }
 
     private void Hold(ThreadSlot slot, in PerfSample s)
     {
         var bytes = s.Record.Bytes;
-        while (_pending > 0 && (_pending >= _options.MaxPendingSamples || _pendingBytes + bytes.Length > _options.MaxPendingBytes))
-        {
-            // The oldest may be this thread's own: then the slot can go away under us.
-            ReleaseOne(_oldest!, LostReason.Overflow);
-        }
-        if (!_threads.ContainsKey(slot.Tid))
-        {
-            ulong cookie = slot.Cookie;
-            slot = NewSlot(slot.Tid);
-            slot.Cookie = cookie;
-        }
-        var h = _freeHeld.Count > 0 ? _freeHeld.Pop() : new Held();
-        h.Buffer = _buffers.Rent(bytes.Length);
+        if (_pending > 0 && (_pending >= _options.MaxPendingSamples || _pendingBytes + bytes.Length > _options.MaxPendingBytes))
+            MakeRoom(slot, bytes.Length);
+        int i = NewEntry();
+        ref var h = ref _held[i];
+        if (h.Buffer is null || h.Buffer.Length < bytes.Length) h.Buffer = new byte[Math.Max(256, (int)BitOperations.RoundUpToPowerOf2((uint)bytes.Length))];
         bytes.CopyTo(h.Buffer);
         h.Length = bytes.Length;
+        h.Tid = slot.Tid;
         h.FileOffset = s.Record.FileOffset;
         h.HoldId = _nextHoldId++;
         h.Time = s.Time;
-        h.Thread = slot;
-        h.NextInThread = null;
-        if (slot.Tail is null) slot.Head = h; else slot.Tail.NextInThread = h;
-        slot.Tail = h;
+        h.NextInThread = None;
+        if (slot.Tail == None) slot.Head = i; else _held[slot.Tail].NextInThread = i;
+        slot.Tail = i;
         slot.Count++;
         h.Older = _newest;
-        h.Newer = null;
-        if (_newest is null) _oldest = h; else _newest.Newer = h;
-        _newest = h;
+        h.Newer = None;
+        if (_newest == None) _oldest = i; else _held[_newest].Newer = i;
+        _newest = i;
         _pending++;
         _pendingBytes += bytes.Length;
         if (_pending > Stats.PeakPending) Stats.PeakPending = _pending;
         _observer?.OnHeld(h.HoldId);
     }
 
-    /// <summary>Takes <paramref name="h"/> off both lists and returns its storage (after use).</summary>
-    private void Unlink(Held h)
+    /// <summary>Lets the oldest samples go until this one fits. The slot about to receive it stays, even with nothing waiting.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void MakeRoom(ThreadSlot slot, int bytes)
     {
-        if (h.Older is null) _oldest = h.Newer; else h.Older.Newer = h.Newer;
-        if (h.Newer is null) _newest = h.Older; else h.Newer.Older = h.Older;
-        h.Older = h.Newer = null;
+        slot.Pinned = true;
+        while (_pending > 0 && (_pending >= _options.MaxPendingSamples || _pendingBytes + bytes > _options.MaxPendingBytes))
+            ReleaseOldest(LostReason.Overflow);
+        slot.Pinned = false;
+    }
+
+    private int NewEntry()
+    {
+        if (_free != None)
+        {
+            int i = _free;
+            _free = _held[i].NextInThread;
+            return i;
+        }
+        if (_used == _held.Length) Array.Resize(ref _held, _held.Length * 2);
+        return _used++;
+    }
+
+    /// <summary>Takes entry <paramref name="i"/> off the hold-order list (its thread list is the caller's).</summary>
+    private void Unlink(int i)
+    {
+        ref var h = ref _held[i];
+        if (h.Older == None) _oldest = h.Newer; else _held[h.Older].Newer = h.Newer;
+        if (h.Newer == None) _newest = h.Older; else _held[h.Newer].Older = h.Older;
         _pending--;
         _pendingBytes -= h.Length;
     }
 
-    private void Recycle(Held h)
+    private void Recycle(int i)
     {
-        _buffers.Return(h.Buffer);
-        h.Buffer = [];
-        h.Thread = null!;
-        h.NextInThread = null;
-        _freeHeld.Push(h);
+        ref var h = ref _held[i];
+        if (h.Buffer is { Length: > KeepBufferBytes }) h.Buffer = null;
+        h.NextInThread = _free;
+        _free = i;
     }
 
-    /// <summary>Releases the oldest sample of its thread (the globally oldest always is one) as lost.</summary>
-    private void ReleaseOne(Held h, LostReason reason)
+    /// <summary>Releases the globally oldest waiting sample as lost; it is the head of its thread's list.</summary>
+    private void ReleaseOldest(LostReason reason)
     {
-        var slot = h.Thread;
-        // h is the head of its thread's list: lists and the global order are both arrival order.
-        slot.Head = h.NextInThread;
-        if (slot.Head is null) slot.Tail = null;
+        int i = _oldest;
+        var slot = _threads[_held[i].Tid];
+        slot.Head = _held[i].NextInThread;
+        if (slot.Head == None) slot.Tail = None;
         slot.Count--;
-        Unlink(h);
-        DeliverLost(h, reason);
-        Recycle(h);
-        if (slot.Count == 0 && !slot.Resolved) RemoveSlot(slot);
+        Unlink(i);
+        DeliverLost(i, reason);
+        Recycle(i);
+        if (slot.Count == 0 && !slot.Resolved && !slot.Pinned) RemoveSlot(slot);
     }
 
     /// <summary>Releases every waiting sample of <paramref name="slot"/> as lost, oldest first.</summary>
     private void ReleasePending(ThreadSlot slot, LostReason reason)
     {
-        var h = slot.Head;
-        slot.Head = slot.Tail = null;
+        int i = slot.Head;
+        slot.Head = slot.Tail = None;
         slot.Count = 0;
-        while (h is not null)
+        while (i != None)
         {
-            var next = h.NextInThread;
-            Unlink(h);
-            DeliverLost(h, reason);
-            Recycle(h);
-            h = next;
+            int next = _held[i].NextInThread;
+            Unlink(i);
+            DeliverLost(i, reason);
+            Recycle(i);
+            i = next;
         }
     }
 
@@ -387,7 +416,7 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
     private void LeaveEntry(ThreadSlot slot, LostReason reason)
     {
         ulong left = slot.Cookie;
-        ReleasePending(slot, reason);
+        if (slot.Head != None) ReleasePending(slot, reason);
         if (slot.Resolved) Uncache(slot);
         slot.LeftCookie = left;
         slot.HasLeft = true;
@@ -397,31 +426,31 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
     /// <summary>The record of the pending cookie: every waiting sample goes out joined; the stack is cached.</summary>
     private void Resolve(ThreadSlot slot, in PerfDeferredCallchain d)
     {
-        var h = slot.Head;
-        slot.Head = slot.Tail = null;
+        int i = slot.Head;
+        slot.Head = slot.Tail = None;
         slot.Count = 0;
-        while (h is not null)
+        while (i != None)
         {
-            var next = h.NextInThread;
-            Unlink(h);
+            int next = _held[i].NextInThread;
+            Unlink(i);
             Stats.JoinedLater++;
-            DeliverJoined(h, d.Ips);
-            Recycle(h);
-            h = next;
+            DeliverJoined(i, d.Ips);
+            Recycle(i);
+            i = next;
         }
         Cache(slot, d.Ips, RecordTime(d));
     }
 
     /// <summary>
     /// A record whose cookie is not the thread's current one is late (out of time order) when it is the
-    /// cookie the thread already left, or when it is older than the samples waiting now.
+    /// cookie the thread already left, or when it is older than the samples waiting now or the cached record.
     /// </summary>
-    private static bool IsLate(ThreadSlot slot, in PerfDeferredCallchain d)
+    private bool IsLate(ThreadSlot slot, in PerfDeferredCallchain d)
     {
         if (slot.HasLeft && slot.LeftCookie == d.Cookie) return true;
         ulong t = RecordTime(d);
         if (t == 0) return false;
-        ulong current = slot.Resolved ? slot.RecordTime : slot.Head?.Time ?? 0;
+        ulong current = slot.Resolved ? slot.RecordTime : slot.Head != None ? _held[slot.Head].Time : 0;
         return current != 0 && t < current;
     }
 
@@ -443,7 +472,7 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
         slot.Cookie = 0;
         slot.Resolved = false;
         slot.StackLength = 0;
-        slot.Head = slot.Tail = null;
+        slot.Head = slot.Tail = None;
         slot.Count = 0;
         slot.HasLeft = false;
         slot.LeftCookie = 0;
@@ -474,7 +503,13 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
             _lruTail = slot;
         }
         else Touch(slot);
-        while (_cached > _options.MaxCachedStacks && _lruHead is not null && _lruHead != slot)
+        if (_cached > _options.MaxCachedStacks) EvictCached(slot);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void EvictCached(ThreadSlot keep)
+    {
+        while (_cached > _options.MaxCachedStacks && _lruHead is not null && _lruHead != keep)
         {
             var victim = _lruHead;
             Stats.CacheEvictions++;
@@ -517,6 +552,7 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
         return _chain.AsSpan(0, keep + n);
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private void DeliverJoinedNow(in PerfSample s, ReadOnlySpan<ulong> ips)
     {
         var j = s;
@@ -525,58 +561,88 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
         _next.OnSample(in j);
     }
 
-    private void DeliverJoined(Held h, ReadOnlySpan<ulong> ips)
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void DeliverNoTid(in PerfSample s)
     {
-        if (!Reparse(h, out var s)) return;
+        // Without PERF_SAMPLE_TID nothing says whose kernel entry the cookie names.
+        Stats.LostNoTid++;
+        Count(LostNoTidCode, s.Record.FileOffset, "the sample has no tid, so no deferred record can be matched to it");
+        var lost = s;
+        lost.DeferredResolution = PerfDeferredResolution.Lost;
+        _next.OnSample(in lost);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void DeliverJoined(int i, ReadOnlySpan<ulong> ips)
+    {
+        ref var h = ref _held[i];
+        if (!_parser.TryParseSample(h.Buffer.AsSpan(0, h.Length), h.FileOffset, out var s, out string? error))
+        {
+            ReparseFailed(h, error);
+            return;
+        }
         s.Callchain = Merge(s.Callchain, ips);
         s.DeferredResolution = PerfDeferredResolution.Joined;
         _observer?.OnReleased(h.HoldId);
-        _next.OnSample(in s);
+        _delivering = true;
+        try { _next.OnSample(in s); }
+        finally { _delivering = false; }
     }
 
-    private void DeliverLost(Held h, LostReason reason)
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void DeliverLost(int i, LostReason reason)
     {
-        if (!Reparse(h, out var s)) return;
+        ref var h = ref _held[i];
+        if (!_parser.TryParseSample(h.Buffer.AsSpan(0, h.Length), h.FileOffset, out var s, out string? error))
+        {
+            ReparseFailed(h, error);
+            return;
+        }
         switch (reason)
         {
-            case LostReason.NextEntry:
-                Stats.LostNextEntry++;
-                CountLost(LostNextEntryCode, h, s.DeferredCookie, "the thread entered the kernel again before its deferred user stack was written");
-                break;
-            case LostReason.Exit:
-                Stats.LostAtExit++;
-                CountLost(LostAtExitCode, h, s.DeferredCookie, "the thread exited before its deferred user stack was written");
-                break;
-            case LostReason.End:
-                Stats.LostAtEnd++;
-                CountLost(LostAtEndCode, h, s.DeferredCookie, "the input ended before its deferred user stack");
-                break;
-            default:
-                Stats.LostOverflow++;
-                CountLost(LostOverflowCode, h, s.DeferredCookie,
-                    $"the cap on samples waiting for their deferred user stack ({_options.MaxPendingSamples} samples, {_options.MaxPendingBytes} bytes) was reached (raise --max-pending)");
-                break;
+            case LostReason.NextEntry: Stats.LostNextEntry++; break;
+            case LostReason.Exit: Stats.LostAtExit++; break;
+            case LostReason.End: Stats.LostAtEnd++; break;
+            default: Stats.LostOverflow++; break;
         }
+        CountLost(h, s.DeferredCookie, reason);
         s.DeferredResolution = PerfDeferredResolution.Lost;
         _observer?.OnReleased(h.HoldId);
-        _next.OnSample(in s);
+        _delivering = true;
+        try { _next.OnSample(in s); }
+        finally { _delivering = false; }
     }
 
-    private bool Reparse(Held h, out PerfSample s)
+    private void ReparseFailed(in Held h, string? error)
     {
-        if (_parser.TryParseSample(h.Buffer.AsSpan(0, h.Length), h.FileOffset, out s, out string? error)) return true;
         // It decoded once already; this can only mean the session changed under it.
         _tally.Add(ReparseCode, new InputPosition(_session.SourceName, h.FileOffset), $"held sample could not be decoded again: {error}");
         _observer?.OnDropped(h.HoldId);
-        return false;
     }
 
-    private void CountLost(string code, Held h, ulong cookie, string why)
+    private void CountLost(in Held h, ulong cookie, LostReason reason)
     {
-        if (_tally.WantsExample(code))
-            _tally.Add(code, new InputPosition(_session.SourceName, h.FileOffset),
-                $"sample of tid {h.Thread.Tid} at time {h.Time}, cookie 0x{cookie:x}: {why}; shown with [deferred user stack lost]", TallySeverity.Notice);
-        else _tally.Count(code);
+        string code = reason switch
+        {
+            LostReason.NextEntry => LostNextEntryCode,
+            LostReason.Exit => LostAtExitCode,
+            LostReason.End => LostAtEndCode,
+            _ => LostOverflowCode,
+        };
+        if (!_tally.WantsExample(code))
+        {
+            _tally.Count(code);
+            return;
+        }
+        string why = reason switch
+        {
+            LostReason.NextEntry => "the thread entered the kernel again before its deferred user stack was written",
+            LostReason.Exit => "the thread exited before its deferred user stack was written",
+            LostReason.End => "the input ended before its deferred user stack",
+            _ => $"the cap on samples waiting for their deferred user stack ({_options.MaxPendingSamples} samples, {_options.MaxPendingBytes} bytes) was reached (raise --max-pending)",
+        };
+        _tally.Add(code, new InputPosition(_session.SourceName, h.FileOffset),
+            $"sample of tid {h.Tid} at time {h.Time}, cookie 0x{cookie:x}: {why}; shown with [deferred user stack lost]", TallySeverity.Notice);
     }
 
     private void Count(string code, long fileOffset, string? message)
@@ -584,37 +650,5 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
         if (message is not null && _tally.WantsExample(code))
             _tally.Add(code, new InputPosition(_session.SourceName, fileOffset), message, TallySeverity.Notice);
         else _tally.Count(code);
-    }
-
-    /// <summary>
-    /// Byte arrays for held record copies, by power-of-two size class (256 B .. 64 KiB), kept for reuse:
-    /// the pool holds at most what was waiting at the peak, which the caps bound.
-    /// </summary>
-    private sealed class BufferPool
-    {
-        private const int MinShift = 8, MaxShift = 16;
-        private readonly Stack<byte[]>[] _classes = new Stack<byte[]>[MaxShift - MinShift + 1];
-
-        public byte[] Rent(int size)
-        {
-            int cls = Class(size);
-            var stack = _classes[cls];
-            if (stack is not null && stack.Count > 0) return stack.Pop();
-            return new byte[1 << (cls + MinShift)];
-        }
-
-        public void Return(byte[] buffer)
-        {
-            if (buffer.Length == 0) return;
-            int cls = Class(buffer.Length);
-            (_classes[cls] ??= new Stack<byte[]>()).Push(buffer);
-        }
-
-        private static int Class(int size)
-        {
-            int shift = MinShift;
-            while ((1 << shift) < size && shift < MaxShift) shift++;
-            return shift - MinShift;
-        }
     }
 }
