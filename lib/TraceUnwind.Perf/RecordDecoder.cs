@@ -116,6 +116,54 @@ internal sealed class RecordDecoder<TOrder> where TOrder : struct, IByteOrder
     }
 
     /// <summary>
+    /// Decodes again a SAMPLE that <see cref="DecodeSample"/> already accepted (a copy held by the
+    /// deferred-callchain joiner). When every field of the event's sample_type is a fixed u64 before or at the
+    /// callchain (no READ, nothing after CALLCHAIN: what <c>--call-graph fp[,defer]</c> records), the fields are
+    /// read at fixed offsets without the cursor's checks (the record was checked once; spans are still bounds-checked
+    /// slices); otherwise the full decode runs. False if the bytes no longer decode.
+    /// </summary>
+    public bool TryDecodeSampleAgain(ReadOnlySpan<byte> rec, long fileOffset, PerfEvent ev, ref PerfSample s)
+    {
+        var layout = ev.Layout;
+        const PerfSampleType Fixed = PerfSampleType.Identifier | PerfSampleType.Ip | PerfSampleType.Tid | PerfSampleType.Time
+            | PerfSampleType.Addr | PerfSampleType.Id | PerfSampleType.StreamId | PerfSampleType.Cpu | PerfSampleType.Period | PerfSampleType.Callchain;
+        if ((layout.SampleType & ~Fixed) != 0 || (layout.SampleType & PerfSampleType.Callchain) == 0)
+            return TryDecodeSampleSlow(rec, fileOffset, ev, ref s);
+        s.Event = ev;
+        s.SampleType = layout.SampleType;
+        s.Record = new PerfRecord(PerfRecordType.Sample, TOrder.UInt16(rec[4..]), rec, fileOffset, ev, default, 0, TOrder.IsBigEndian);
+        int p = 8;
+        if (layout.Has(PerfSampleType.Identifier)) { s.Identifier = TOrder.UInt64(rec[p..]); p += 8; }
+        if (layout.Has(PerfSampleType.Ip)) { s.Ip = TOrder.UInt64(rec[p..]); p += 8; }
+        if (layout.Has(PerfSampleType.Tid)) { s.Pid = (int)TOrder.UInt32(rec[p..]); s.Tid = (int)TOrder.UInt32(rec[(p + 4)..]); p += 8; }
+        else { s.Pid = -1; s.Tid = -1; }
+        if (layout.Has(PerfSampleType.Time)) { s.Time = TOrder.UInt64(rec[p..]); p += 8; }
+        if (layout.Has(PerfSampleType.Addr)) { s.Addr = TOrder.UInt64(rec[p..]); p += 8; }
+        if (layout.Has(PerfSampleType.Id)) { s.Id = TOrder.UInt64(rec[p..]); p += 8; }
+        if (layout.Has(PerfSampleType.StreamId)) { s.StreamId = TOrder.UInt64(rec[p..]); p += 8; }
+        if (layout.Has(PerfSampleType.Cpu)) { s.Cpu = (int)TOrder.UInt32(rec[p..]); s.CpuReserved = TOrder.UInt32(rec[(p + 4)..]); p += 8; }
+        else s.Cpu = -1;
+        if (layout.Has(PerfSampleType.Period)) { s.Period = TOrder.UInt64(rec[p..]); p += 8; }
+        ulong nr = TOrder.UInt64(rec[p..]);
+        if (nr > (ulong)(rec.Length - p - 8) / 8) return false;
+        s.Callchain = Words(rec.Slice(p + 8, (int)nr * 8));
+        return true;
+    }
+
+    private bool TryDecodeSampleSlow(ReadOnlySpan<byte> rec, long fileOffset, PerfEvent ev, ref PerfSample s)
+    {
+        try
+        {
+            DecodeSample(rec, fileOffset, ev, ref s);
+            return true;
+        }
+        catch (TraceFormatException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
     /// Decodes a SAMPLE in kernel order (<c>perf_output_sample</c> = perf <c>evsel__parse_sample</c>;
     /// AUX is written last although the uapi comment lists it earlier). Throws on damage; a record
     /// that is not consumed exactly (and has no sample_type bits unknown to us) is damage too.

@@ -86,6 +86,8 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
     private readonly IDeferredHoldObserver? _observer;
     private readonly PerfSampleParser _parser;
     private readonly Dictionary<int, ThreadSlot> _threads = new();
+    // The last thread looked up (samples and records of one thread come in runs); null after removals.
+    private ThreadSlot? _last;
     private readonly Stack<ThreadSlot> _freeSlots = new();
     private readonly ulong[] _chain = new ulong[2 * MaxChainWords];
 
@@ -99,8 +101,10 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
     private long _nextHoldId;
     private bool _delivering;
 
-    // Resolved threads (with a cached stack), least recently used first.
-    private ThreadSlot? _lruHead, _lruTail;
+    // Resolved threads (with a cached stack), least recently used first, linked by slot id.
+    private ThreadSlot[] _slotById = new ThreadSlot[16];
+    private int _slotsMade;
+    private int _lruHead = None, _lruTail = None;
     private int _cached;
 
     /// <param name="session">The input's session (events, byte order) to re-decode held copies.</param>
@@ -156,7 +160,7 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
             return;
         }
 
-        if (_threads.TryGetValue(s.Tid, out var slot))
+        if (TryGetSlot(s.Tid, out var slot))
         {
             if (slot.Cookie == cookie)
             {
@@ -189,7 +193,7 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
             return;
         }
 
-        if (!_threads.TryGetValue(tid, out var slot))
+        if (!TryGetSlot(tid, out var slot))
         {
             // No sample waits: keep the stack for samples of this entry that may still come (rule 2).
             slot = NewSlot(tid);
@@ -288,6 +292,8 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
         public int Length;
         public int Tid;
         public long FileOffset;
+        /// <summary>The sample's event (index in the session), so the copy decodes again without a lookup.</summary>
+        public int Event;
         public long HoldId;
         public ulong Time;
         public int NextInThread;
@@ -311,7 +317,9 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
         public bool HasLeft;
         /// <summary>Receiving a sample right now: not removed when its last waiting sample goes.</summary>
         public bool Pinned;
-        public ThreadSlot? LruPrev, LruNext;
+        /// <summary>Index in the joiner's slot table; the LRU list links by index (no GC write barriers).</summary>
+        public int Id;
+        public int LruPrev = None, LruNext = None;
     }
 
     private void Hold(ThreadSlot slot, in PerfSample s)
@@ -326,6 +334,7 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
         h.Length = bytes.Length;
         h.Tid = slot.Tid;
         h.FileOffset = s.Record.FileOffset;
+        h.Event = s.Event.Index;
         h.HoldId = _nextHoldId++;
         h.Time = s.Time;
         h.NextInThread = None;
@@ -465,9 +474,27 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
 
     // ------------------------------------------------------------------ thread slots and the stack cache
 
+    private bool TryGetSlot(int tid, out ThreadSlot slot)
+    {
+        var last = _last;
+        if (last is not null && last.Tid == tid)
+        {
+            slot = last;
+            return true;
+        }
+        if (!_threads.TryGetValue(tid, out slot!)) return false;
+        _last = slot;
+        return true;
+    }
+
     private ThreadSlot NewSlot(int tid)
     {
-        var slot = _freeSlots.Count > 0 ? _freeSlots.Pop() : new ThreadSlot();
+        if (!_freeSlots.TryPop(out var slot))
+        {
+            slot = new ThreadSlot { Id = _slotsMade++ };
+            if (slot.Id == _slotById.Length) Array.Resize(ref _slotById, _slotById.Length * 2);
+            _slotById[slot.Id] = slot;
+        }
         slot.Tid = tid;
         slot.Cookie = 0;
         slot.Resolved = false;
@@ -476,7 +503,9 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
         slot.Count = 0;
         slot.HasLeft = false;
         slot.LeftCookie = 0;
+        slot.LruPrev = slot.LruNext = None;
         _threads[tid] = slot;
+        _last = slot;
         return slot;
     }
 
@@ -484,6 +513,7 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
     {
         if (slot.Resolved) Uncache(slot);
         _threads.Remove(slot.Tid);
+        if (_last == slot) _last = null;
         _freeSlots.Push(slot);
     }
 
@@ -498,9 +528,9 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
             slot.Resolved = true;
             _cached++;
             slot.LruPrev = _lruTail;
-            slot.LruNext = null;
-            if (_lruTail is null) _lruHead = slot; else _lruTail.LruNext = slot;
-            _lruTail = slot;
+            slot.LruNext = None;
+            if (_lruTail == None) _lruHead = slot.Id; else _slotById[_lruTail].LruNext = slot.Id;
+            _lruTail = slot.Id;
         }
         else Touch(slot);
         if (_cached > _options.MaxCachedStacks) EvictCached(slot);
@@ -509,9 +539,9 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void EvictCached(ThreadSlot keep)
     {
-        while (_cached > _options.MaxCachedStacks && _lruHead is not null && _lruHead != keep)
+        while (_cached > _options.MaxCachedStacks && _lruHead != None && _lruHead != keep.Id)
         {
-            var victim = _lruHead;
+            var victim = _slotById[_lruHead];
             Stats.CacheEvictions++;
             Count(CacheOverflowCode, -1,
                 $"more than {_options.MaxCachedStacks} threads had a deferred user stack cached: tid {victim.Tid}'s (cookie 0x{victim.Cookie:x}) was dropped (raise --max-pending)");
@@ -521,9 +551,9 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
 
     private void Uncache(ThreadSlot slot)
     {
-        if (slot.LruPrev is null) _lruHead = slot.LruNext; else slot.LruPrev.LruNext = slot.LruNext;
-        if (slot.LruNext is null) _lruTail = slot.LruPrev; else slot.LruNext.LruPrev = slot.LruPrev;
-        slot.LruPrev = slot.LruNext = null;
+        if (slot.LruPrev == None) _lruHead = slot.LruNext; else _slotById[slot.LruPrev].LruNext = slot.LruNext;
+        if (slot.LruNext == None) _lruTail = slot.LruPrev; else _slotById[slot.LruNext].LruPrev = slot.LruPrev;
+        slot.LruPrev = slot.LruNext = None;
         slot.Resolved = false;
         slot.StackLength = 0;
         _cached--;
@@ -531,13 +561,13 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
 
     private void Touch(ThreadSlot slot)
     {
-        if (_lruTail == slot) return;
-        if (slot.LruPrev is null) _lruHead = slot.LruNext; else slot.LruPrev.LruNext = slot.LruNext;
-        slot.LruNext!.LruPrev = slot.LruPrev;
+        if (_lruTail == slot.Id) return;
+        if (slot.LruPrev == None) _lruHead = slot.LruNext; else _slotById[slot.LruPrev].LruNext = slot.LruNext;
+        _slotById[slot.LruNext].LruPrev = slot.LruPrev;
         slot.LruPrev = _lruTail;
-        slot.LruNext = null;
-        _lruTail!.LruNext = slot;
-        _lruTail = slot;
+        slot.LruNext = None;
+        _slotById[_lruTail].LruNext = slot.Id;
+        _lruTail = slot.Id;
     }
 
     // ------------------------------------------------------------------ delivery
@@ -572,32 +602,33 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
         _next.OnSample(in lost);
     }
 
+    /// <summary>The held copy as a sample again (it decoded once, with the same session).</summary>
+    private bool Redecode(in Held h, out PerfSample s)
+    {
+        if (_parser.TryDecodeAgain(h.Buffer.AsSpan(0, h.Length), h.FileOffset, _session.Events[h.Event], out s)) return true;
+        ReparseFailed(h, "the copy no longer decodes");
+        return false;
+    }
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void DeliverJoined(int i, ReadOnlySpan<ulong> ips)
     {
         ref var h = ref _held[i];
-        if (!_parser.TryParseSample(h.Buffer.AsSpan(0, h.Length), h.FileOffset, out var s, out string? error))
-        {
-            ReparseFailed(h, error);
-            return;
-        }
+        if (!Redecode(h, out var s)) return;
         s.Callchain = Merge(s.Callchain, ips);
         s.DeferredResolution = PerfDeferredResolution.Joined;
         _observer?.OnReleased(h.HoldId);
+        // No try/finally: if the next handler throws, the run is over anyway.
         _delivering = true;
-        try { _next.OnSample(in s); }
-        finally { _delivering = false; }
+        _next.OnSample(in s);
+        _delivering = false;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void DeliverLost(int i, LostReason reason)
     {
         ref var h = ref _held[i];
-        if (!_parser.TryParseSample(h.Buffer.AsSpan(0, h.Length), h.FileOffset, out var s, out string? error))
-        {
-            ReparseFailed(h, error);
-            return;
-        }
+        if (!Redecode(h, out var s)) return;
         switch (reason)
         {
             case LostReason.NextEntry: Stats.LostNextEntry++; break;
@@ -608,9 +639,10 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
         CountLost(h, s.DeferredCookie, reason);
         s.DeferredResolution = PerfDeferredResolution.Lost;
         _observer?.OnReleased(h.HoldId);
+        // No try/finally: if the next handler throws, the run is over anyway.
         _delivering = true;
-        try { _next.OnSample(in s); }
-        finally { _delivering = false; }
+        _next.OnSample(in s);
+        _delivering = false;
     }
 
     private void ReparseFailed(in Held h, string? error)
