@@ -124,29 +124,26 @@ internal sealed class RecordDecoder<TOrder> where TOrder : struct, IByteOrder
     /// </summary>
     public bool TryDecodeSampleAgain(ReadOnlySpan<byte> rec, long fileOffset, PerfEvent ev, ref PerfSample s)
     {
-        var layout = ev.Layout;
-        const PerfSampleType Fixed = PerfSampleType.Identifier | PerfSampleType.Ip | PerfSampleType.Tid | PerfSampleType.Time
-            | PerfSampleType.Addr | PerfSampleType.Id | PerfSampleType.StreamId | PerfSampleType.Cpu | PerfSampleType.Period | PerfSampleType.Callchain;
-        if ((layout.SampleType & ~Fixed) != 0 || (layout.SampleType & PerfSampleType.Callchain) == 0)
-            return TryDecodeSampleSlow(rec, fileOffset, ev, ref s);
+        var l = ev.Layout;
+        int cc = l.CallchainAt;
+        if (cc < 0 || rec.Length < cc + 8) return TryDecodeSampleSlow(rec, fileOffset, ev, ref s);
         s.Event = ev;
-        s.SampleType = layout.SampleType;
+        s.SampleType = l.SampleType;
         s.Record = new PerfRecord(PerfRecordType.Sample, TOrder.UInt16(rec[4..]), rec, fileOffset, ev, default, 0, TOrder.IsBigEndian);
-        int p = 8;
-        if (layout.Has(PerfSampleType.Identifier)) { s.Identifier = TOrder.UInt64(rec[p..]); p += 8; }
-        if (layout.Has(PerfSampleType.Ip)) { s.Ip = TOrder.UInt64(rec[p..]); p += 8; }
-        if (layout.Has(PerfSampleType.Tid)) { s.Pid = (int)TOrder.UInt32(rec[p..]); s.Tid = (int)TOrder.UInt32(rec[(p + 4)..]); p += 8; }
+        if (l.IdentifierAt >= 0) s.Identifier = TOrder.UInt64(rec[l.IdentifierAt..]);
+        if (l.IpAt >= 0) s.Ip = TOrder.UInt64(rec[l.IpAt..]);
+        if (l.TidAt >= 0) { s.Pid = (int)TOrder.UInt32(rec[l.TidAt..]); s.Tid = (int)TOrder.UInt32(rec[(l.TidAt + 4)..]); }
         else { s.Pid = -1; s.Tid = -1; }
-        if (layout.Has(PerfSampleType.Time)) { s.Time = TOrder.UInt64(rec[p..]); p += 8; }
-        if (layout.Has(PerfSampleType.Addr)) { s.Addr = TOrder.UInt64(rec[p..]); p += 8; }
-        if (layout.Has(PerfSampleType.Id)) { s.Id = TOrder.UInt64(rec[p..]); p += 8; }
-        if (layout.Has(PerfSampleType.StreamId)) { s.StreamId = TOrder.UInt64(rec[p..]); p += 8; }
-        if (layout.Has(PerfSampleType.Cpu)) { s.Cpu = (int)TOrder.UInt32(rec[p..]); s.CpuReserved = TOrder.UInt32(rec[(p + 4)..]); p += 8; }
+        if (l.TimeAt >= 0) s.Time = TOrder.UInt64(rec[l.TimeAt..]);
+        if (l.AddrAt >= 0) s.Addr = TOrder.UInt64(rec[l.AddrAt..]);
+        if (l.IdAt >= 0) s.Id = TOrder.UInt64(rec[l.IdAt..]);
+        if (l.StreamIdAt >= 0) s.StreamId = TOrder.UInt64(rec[l.StreamIdAt..]);
+        if (l.CpuAt >= 0) { s.Cpu = (int)TOrder.UInt32(rec[l.CpuAt..]); s.CpuReserved = TOrder.UInt32(rec[(l.CpuAt + 4)..]); }
         else s.Cpu = -1;
-        if (layout.Has(PerfSampleType.Period)) { s.Period = TOrder.UInt64(rec[p..]); p += 8; }
-        ulong nr = TOrder.UInt64(rec[p..]);
-        if (nr > (ulong)(rec.Length - p - 8) / 8) return false;
-        s.Callchain = Words(rec.Slice(p + 8, (int)nr * 8));
+        if (l.PeriodAt >= 0) s.Period = TOrder.UInt64(rec[l.PeriodAt..]);
+        ulong nr = TOrder.UInt64(rec[cc..]);
+        if (nr > (ulong)(rec.Length - cc - 8) / 8) return false;
+        s.Callchain = Words(rec.Slice(cc + 8, (int)nr * 8));
         return true;
     }
 
