@@ -71,8 +71,10 @@ public sealed class PerfDataWriter : IDisposable
     {
         if (_dataOffset >= 0) return;
         // Every attr gets the largest size among them, so one attr_size fits all (perf writes sizeof(attr)).
-        uint attrBytes = PerfEventAttr.SizeKnown;
-        foreach (var (a, _, _) in _events) attrBytes = Math.Max(attrBytes, a.Size);
+        // Not more: perf refuses attrs larger than its own struct ("file uses a more recent and unsupported
+        // ABI"; perf 6.1's is 128 bytes), so an attr read at 128 bytes is written at 128.
+        uint attrBytes = (uint)(_events.Count == 0 ? PerfEventAttr.SizeKnown : PerfEventAttr.SizeVer0);
+        foreach (var (a, _, _) in _events) attrBytes = Math.Max(attrBytes, Math.Max(a.Size, (uint)PerfEventAttr.SizeVer0));
         attrBytes = (attrBytes + 7) & ~7u;
         _attrSize = (int)attrBytes + 16;
         var idOffsets = new long[_events.Count];

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 
 namespace TraceUnwind.Perf;
 
@@ -73,6 +74,27 @@ internal sealed class SampleLayout
         else if (Has(PerfSampleType.Id)) TrailerIdFromEnd = 8 * (1 + (Has(PerfSampleType.Cpu) ? 1 : 0) + (Has(PerfSampleType.StreamId) ? 1 : 0));
         else TrailerIdFromEnd = -1;
 
+        // Fixed offsets for decoding a held copy again (RecordDecoder.TryDecodeSampleAgain): only when every field is a
+        // fixed u64 before or at the callchain (no READ, nothing after CALLCHAIN).
+        const PerfSampleType FixedFields = PerfSampleType.Identifier | PerfSampleType.Ip | PerfSampleType.Tid | PerfSampleType.Time
+            | PerfSampleType.Addr | PerfSampleType.Id | PerfSampleType.StreamId | PerfSampleType.Cpu | PerfSampleType.Period | PerfSampleType.Callchain;
+        if ((SampleType & ~FixedFields) == 0 && Has(PerfSampleType.Callchain))
+        {
+            int at = 8;
+            int Next(PerfSampleType bit) { if (!Has(bit)) return -1; int o = at; at += 8; return o; }
+            IdentifierAt = Next(PerfSampleType.Identifier);
+            IpAt = Next(PerfSampleType.Ip);
+            TidAt = Next(PerfSampleType.Tid);
+            TimeAt = Next(PerfSampleType.Time);
+            AddrAt = Next(PerfSampleType.Addr);
+            IdAt = Next(PerfSampleType.Id);
+            StreamIdAt = Next(PerfSampleType.StreamId);
+            CpuAt = Next(PerfSampleType.Cpu);
+            PeriodAt = Next(PerfSampleType.Period);
+            CallchainAt = at;
+        }
+        else CallchainAt = -1;
+
         UserRegsCount = BitOperations.PopCount(attr.SampleRegsUser);
         IntrRegsCount = BitOperations.PopCount(attr.SampleRegsIntr);
         BranchHwIndex = (attr.BranchSampleType & PerfBranchSampleType.HwIndex) != 0;
@@ -96,5 +118,19 @@ internal sealed class SampleLayout
     public bool BranchCounters { get; }
     public PerfReadFormat ReadFormat { get; }
 
+    /// <summary>Byte offsets of the SAMPLE fields (-1 absent) when <see cref="CallchainAt"/> &gt;= 0: the layout is fixed up to the callchain, which ends it.</summary>
+    public int IdentifierAt { get; } = -1;
+    public int IpAt { get; } = -1;
+    public int TidAt { get; } = -1;
+    public int TimeAt { get; } = -1;
+    public int AddrAt { get; } = -1;
+    public int IdAt { get; } = -1;
+    public int StreamIdAt { get; } = -1;
+    public int CpuAt { get; } = -1;
+    public int PeriodAt { get; } = -1;
+    /// <summary>Offset of the callchain's nr in a fixed layout, -1 when the layout is not fixed.</summary>
+    public int CallchainAt { get; }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool Has(PerfSampleType bit) => (SampleType & bit) != 0;
 }

@@ -31,7 +31,7 @@ public sealed class PerfReadOptions
     /// <summary>
     /// A stage between time ordering and sample building: given the session and the next handler
     /// (the sample builder), returns the handler the reader should call. The deferred-callchain
-    /// joiner (issue 3) plugs in here: it holds samples whose chain ends in USER_DEFERRED + cookie
+    /// joiner plugs in here (<c>Deferred.DeferredCallchainJoiner.Stage(...)</c>): it holds samples whose chain ends in USER_DEFERRED + cookie
     /// (copying <c>Record.Bytes</c>; <see cref="PerfSampleParser"/> decodes the copy later) and forwards them
     /// with <see cref="PerfSample.Callchain"/> replaced by perf's merged form and
     /// <see cref="PerfSample.DeferredResolution"/> set. Null: records go straight to the sample builder.

@@ -7,6 +7,7 @@ internal interface ISampleDecoder
 {
     bool TryDecodeSample(ReadOnlySpan<byte> record, long fileOffset, ref PerfSample sample, out string? error);
     bool TryDecodeDeferred(ReadOnlySpan<byte> record, long fileOffset, ref PerfDeferredCallchain deferred, out string? error);
+    bool TryDecodeAgain(ReadOnlySpan<byte> record, long fileOffset, PerfEvent ev, ref PerfSample sample);
 }
 
 internal sealed class SampleDecoder<TOrder>(PerfSession session) : ISampleDecoder where TOrder : struct, IByteOrder
@@ -30,6 +31,12 @@ internal sealed class SampleDecoder<TOrder>(PerfSession session) : ISampleDecode
             error = e.Detail;
             return false;
         }
+    }
+
+    public bool TryDecodeAgain(ReadOnlySpan<byte> record, long fileOffset, PerfEvent ev, ref PerfSample sample)
+    {
+        _decoder.BeginRecord();
+        return _decoder.TryDecodeSampleAgain(record, fileOffset, ev, ref sample);
     }
 
     public bool TryDecodeDeferred(ReadOnlySpan<byte> record, long fileOffset, ref PerfDeferredCallchain deferred, out string? error)
@@ -74,6 +81,17 @@ public sealed class PerfSampleParser
     {
         sample = default;
         return _decoder.TryDecodeSample(record, fileOffset, ref sample, out error);
+    }
+
+    /// <summary>
+    /// Decodes again a SAMPLE that decoded before with event <paramref name="ev"/> (a stage's held copy): the
+    /// fields at fixed offsets when the layout allows (<c>RecordDecoder.TryDecodeSampleAgain</c>). False only if
+    /// the bytes changed since.
+    /// </summary>
+    internal bool TryDecodeAgain(ReadOnlySpan<byte> record, long fileOffset, PerfEvent ev, out PerfSample sample)
+    {
+        sample = default;
+        return _decoder.TryDecodeAgain(record, fileOffset, ev, ref sample);
     }
 
     /// <summary>Decodes a CALLCHAIN_DEFERRED record.</summary>

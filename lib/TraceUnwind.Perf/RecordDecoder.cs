@@ -116,6 +116,51 @@ internal sealed class RecordDecoder<TOrder> where TOrder : struct, IByteOrder
     }
 
     /// <summary>
+    /// Decodes again a SAMPLE that <see cref="DecodeSample"/> already accepted (a copy held by the
+    /// deferred-callchain joiner). When every field of the event's sample_type is a fixed u64 before or at the
+    /// callchain (no READ, nothing after CALLCHAIN: what <c>--call-graph fp[,defer]</c> records), the fields are
+    /// read at fixed offsets without the cursor's checks (the record was checked once; spans are still bounds-checked
+    /// slices); otherwise the full decode runs. False if the bytes no longer decode.
+    /// </summary>
+    public bool TryDecodeSampleAgain(ReadOnlySpan<byte> rec, long fileOffset, PerfEvent ev, ref PerfSample s)
+    {
+        var l = ev.Layout;
+        int cc = l.CallchainAt;
+        if (cc < 0 || rec.Length < cc + 8) return TryDecodeSampleSlow(rec, fileOffset, ev, ref s);
+        s.Event = ev;
+        s.SampleType = l.SampleType;
+        s.Record = new PerfRecord(PerfRecordType.Sample, TOrder.UInt16(rec[4..]), rec, fileOffset, ev, default, 0, TOrder.IsBigEndian);
+        if (l.IdentifierAt >= 0) s.Identifier = TOrder.UInt64(rec[l.IdentifierAt..]);
+        if (l.IpAt >= 0) s.Ip = TOrder.UInt64(rec[l.IpAt..]);
+        if (l.TidAt >= 0) { s.Pid = (int)TOrder.UInt32(rec[l.TidAt..]); s.Tid = (int)TOrder.UInt32(rec[(l.TidAt + 4)..]); }
+        else { s.Pid = -1; s.Tid = -1; }
+        if (l.TimeAt >= 0) s.Time = TOrder.UInt64(rec[l.TimeAt..]);
+        if (l.AddrAt >= 0) s.Addr = TOrder.UInt64(rec[l.AddrAt..]);
+        if (l.IdAt >= 0) s.Id = TOrder.UInt64(rec[l.IdAt..]);
+        if (l.StreamIdAt >= 0) s.StreamId = TOrder.UInt64(rec[l.StreamIdAt..]);
+        if (l.CpuAt >= 0) { s.Cpu = (int)TOrder.UInt32(rec[l.CpuAt..]); s.CpuReserved = TOrder.UInt32(rec[(l.CpuAt + 4)..]); }
+        else s.Cpu = -1;
+        if (l.PeriodAt >= 0) s.Period = TOrder.UInt64(rec[l.PeriodAt..]);
+        ulong nr = TOrder.UInt64(rec[cc..]);
+        if (nr > (ulong)(rec.Length - cc - 8) / 8) return false;
+        s.Callchain = Words(rec.Slice(cc + 8, (int)nr * 8));
+        return true;
+    }
+
+    private bool TryDecodeSampleSlow(ReadOnlySpan<byte> rec, long fileOffset, PerfEvent ev, ref PerfSample s)
+    {
+        try
+        {
+            DecodeSample(rec, fileOffset, ev, ref s);
+            return true;
+        }
+        catch (TraceFormatException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
     /// Decodes a SAMPLE in kernel order (<c>perf_output_sample</c> = perf <c>evsel__parse_sample</c>;
     /// AUX is written last although the uapi comment lists it earlier). Throws on damage; a record
     /// that is not consumed exactly (and has no sample_type bits unknown to us) is damage too.

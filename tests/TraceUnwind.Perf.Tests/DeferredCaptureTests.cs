@@ -4,8 +4,8 @@ using TraceUnwind.Testing;
 namespace TraceUnwind.Perf.Tests;
 
 /// <summary>
-/// Real <c>perf record --call-graph fp,defer</c> captures (Linux 7.2.13, perf 7.2.13). Until the joiner
-/// stage exists, our output is perf's <c>--no-merge-callchains</c> view: each sample ends in its cookie,
+/// Real <c>perf record --call-graph fp,defer</c> captures (Linux 7.2.13, perf 7.2.13). Without the joiner
+/// stage (CLI <c>--no-merge</c>), our output is perf's <c>--no-merge-callchains</c> view: each sample ends in its cookie,
 /// and each PERF_RECORD_CALLCHAIN_DEFERRED appears on its own with its user frames. So the whole
 /// stream is compared with <c>script-F-nomerge.txt.gz</c>, record for record, and the number of
 /// deferred records with perf's count (<c>count-callchain-deferred.txt</c>, <c>report-stats.txt</c>).

@@ -8,7 +8,7 @@ namespace TraceUnwind.Perf.Tests;
 /// carries a deferred-callchain joiner. This test plugs in a plain re-statement of perf 7.2's own
 /// algorithm (session.c <c>evlist__deliver_deferred_callchain</c>: hold samples FIFO; on a deferred
 /// record, every held sample of that tid goes out, merged when the cookie matches; the rest at the
-/// end) — not the project's joiner, which issue 3 adds — and requires perf's merged
+/// end) — not the project's joiner (<c>DeferredCallchainJoiner</c>, <c>DeferredJoinerRealTests</c>) — and requires perf's merged
 /// <c>perf script</c> output, sample for sample and frame for frame: the hook, the held-copy re-parse
 /// (<see cref="PerfSampleParser"/>) and the builder's merged form together reproduce perf.
 /// </summary>

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using TraceUnwind.Perf.Deferred;
 using TraceUnwind.Unwinding;
 
 namespace TraceUnwind.Cli;
@@ -57,15 +58,26 @@ internal sealed class SampleOptions
 
     public readonly Option<bool> NoMerge = new("--no-merge")
     {
-        Description = "Do not join deferred user callchains: show the cookie and the PERF_RECORD_CALLCHAIN_DEFERRED records as they are (perf's --no-merge-callchains)",
+        Description = "Do not join deferred user callchains: samples end in their cookie and each PERF_RECORD_CALLCHAIN_DEFERRED " +
+            "shows on its own (perf's --no-merge-callchains). By default a sample is joined with its thread's deferred user stack",
     };
 
     public readonly Option<int> MaxPending = new("--max-pending")
     {
-        Description = "Cap on samples waiting for their deferred user stack, and on cached deferred stacks; what falls out is counted",
-        DefaultValueFactory = _ => 65536,
+        Description = "Cap on samples waiting for their deferred user stack, and on threads whose last deferred stack is kept; " +
+            "a sample pushed out is shown with [deferred user stack lost], and both are counted in the summary",
+        DefaultValueFactory = _ => DefaultMaxPending,
         HelpName = "N",
     };
+
+    public const int DefaultMaxPending = 65536;
+
+    /// <summary>The joiner's caps from <see cref="MaxPending"/>.</summary>
+    public DeferredJoinOptions GetJoinOptions(ParseResult parseResult)
+    {
+        int n = parseResult.GetValue(MaxPending);
+        return new DeferredJoinOptions { MaxPendingSamples = n, MaxCachedStacks = n };
+    }
 
     public readonly Option<string[]> Maps = new("--maps")
     {

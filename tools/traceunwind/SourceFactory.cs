@@ -2,6 +2,7 @@ using System.CommandLine;
 using TraceUnwind.Diagnostics;
 using TraceUnwind.Model;
 using TraceUnwind.Perf;
+using TraceUnwind.Perf.Deferred;
 using TraceUnwind.Unwinding;
 
 namespace TraceUnwind.Cli;
@@ -19,10 +20,13 @@ internal static class SourceFactory
 
     private static PerfSampleSource CreatePerf(InputSource input, ParseResult parseResult, SampleOptions options, ErrorTally tally, Progress progress)
     {
+        bool noMerge = parseResult.GetValue(options.NoMerge);
         var perfOptions = new PerfReadOptions
         {
             Progress = progress.Enabled ? (bytes, samples) => progress.Report(bytes, samples) : null,
-            EmitDeferredCallchains = parseResult.GetValue(options.NoMerge),
+            // --no-merge is perf's --no-merge-callchains: samples keep their cookie, the deferred records show on their own.
+            EmitDeferredCallchains = noMerge,
+            RecordStage = noMerge ? null : DeferredCallchainJoiner.Stage(tally, options.GetJoinOptions(parseResult)),
         };
         var mode = options.GetUnwindMode(parseResult);
         if (mode != UnwindMode.None)
