@@ -1,0 +1,117 @@
+using System.IO.Pipelines;
+using TraceUnwind.Diagnostics;
+
+namespace TraceUnwind.Ftrace.Pipeline;
+
+/// <summary>How a <see cref="LinePipeline"/> run ended.</summary>
+public enum PipelineEnd
+{
+    /// <summary>The input ended; every line was written.</summary>
+    Completed,
+    /// <summary>The cancellation token fired (Ctrl-C): what had been read was processed and flushed.</summary>
+    Canceled,
+    /// <summary>The output was closed by its reader (<c>| head</c>, EPIPE): the run stopped quietly.</summary>
+    OutputClosed,
+}
+
+/// <summary>Knobs of a <see cref="LinePipeline"/>.</summary>
+public sealed record LinePipelineOptions
+{
+    /// <summary>Lines longer than this pass through unparsed and are counted (<see cref="LineFramer.LongLineCode"/>).</summary>
+    public int MaxLineLength { get; init; } = LineFramer.DefaultMaxLineLength;
+
+    /// <summary>Output is flushed once this much is pending even while more input is buffered.</summary>
+    public int FlushThreshold { get; init; } = 1 << 20;
+}
+
+/// <summary>
+/// The streaming loop (Kestrel <c>Http1Connection</c>'s read / parse / <c>AdvanceTo</c> shape):
+/// reads a <see cref="PipeReader"/>, lets a <see cref="LineFramer"/> cut and handle the lines,
+/// writes to a <see cref="PipeWriter"/>. Output is flushed whenever the input has nothing more
+/// buffered (the next read would wait), so a person watching <c>trace_pipe</c> sees each block as
+/// soon as its last line arrived, and otherwise every <see cref="LinePipelineOptions.FlushThreshold"/>
+/// bytes. Memory is bounded by the reader's buffer, one line (capped) and the flush threshold.
+/// </summary>
+public sealed class LinePipeline
+{
+    private readonly ILineHandler _handler;
+    private readonly LineFramer _framer;
+    private readonly LineFramer? _lookahead;
+    private readonly LinePipelineOptions _options;
+
+    /// <param name="handler">Gets every line; may replace it.</param>
+    /// <param name="lookahead">
+    /// Optional scanner that sees every complete line of each newly read buffer before
+    /// <paramref name="handler"/> does (a look-ahead bounded by what the input already delivered;
+    /// it never delays output). Its replacements are ignored.
+    /// </param>
+    public LinePipeline(ILineHandler handler, LinePipelineOptions? options = null, ErrorTally? tally = null,
+        string? sourceName = null, ILineHandler? lookahead = null)
+    {
+        _handler = handler;
+        _options = options ?? new LinePipelineOptions();
+        _framer = new LineFramer(handler, _options.MaxLineLength, tally, sourceName);
+        if (lookahead is not null) _lookahead = new LineFramer(lookahead, _options.MaxLineLength);
+    }
+
+    /// <summary>The framer (line count, byte offset).</summary>
+    public LineFramer Framer => _framer;
+
+    /// <summary>Runs until the input ends, the token fires, or the output closes.</summary>
+    /// <exception cref="IOException">Reading the input failed.</exception>
+    public async Task<PipelineEnd> RunAsync(PipeReader input, PipeWriter? output, CancellationToken cancellationToken = default)
+    {
+        // Cancellation does not throw out of the read: the pending read returns IsCanceled with
+        // whatever is buffered, which is then processed as the final piece and flushed.
+        await using var registration = cancellationToken.Register(static s => ((PipeReader)s!).CancelPendingRead(), input);
+        bool canceled = false;
+        while (true)
+        {
+            var pending = input.ReadAsync(CancellationToken.None);
+            if (!pending.IsCompleted)
+            {
+                // The input has nothing more for now: push out what is done.
+                _handler.OnIdle();
+                if (output is not null && HasUnflushed(output) && !await TryFlushAsync(output).ConfigureAwait(false))
+                    return PipelineEnd.OutputClosed;
+            }
+            var result = await pending.ConfigureAwait(false);
+            var buffer = result.Buffer;
+            canceled = result.IsCanceled;
+            bool final = result.IsCompleted || canceled;
+            if (_lookahead is not null)
+            {
+                long skip = Math.Clamp(_lookahead.ByteOffset - _framer.ByteOffset, 0, buffer.Length);
+                _lookahead.Process(buffer.Slice(skip), final, null);
+            }
+            var consumed = _framer.Process(buffer, final, output);
+            input.AdvanceTo(consumed, buffer.End);
+            if (output is not null && (final || !output.CanGetUnflushedBytes || output.UnflushedBytes >= _options.FlushThreshold)
+                && !await TryFlushAsync(output).ConfigureAwait(false))
+                return PipelineEnd.OutputClosed;
+            if (final) break;
+        }
+        _handler.OnIdle();
+        return canceled ? PipelineEnd.Canceled : PipelineEnd.Completed;
+    }
+
+    private static bool HasUnflushed(PipeWriter output) => !output.CanGetUnflushedBytes || output.UnflushedBytes > 0;
+
+    /// <summary>Flushes; false when the reader of the output has gone (completed pipe, EPIPE).</summary>
+    private static async ValueTask<bool> TryFlushAsync(PipeWriter output)
+    {
+        try
+        {
+            var r = await output.FlushAsync().ConfigureAwait(false);
+            return !r.IsCompleted;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+        catch (ObjectDisposedException)
+        {
+            return false;
+        }
+    }
+}
