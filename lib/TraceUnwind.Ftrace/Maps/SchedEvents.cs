@@ -65,7 +65,7 @@ public sealed class ExecScanner(IMapsSource maps) : ILineHandler
     public bool OnLine(ReadOnlySpan<byte> line, in LinePosition position, out ReadOnlySpan<byte> replacement)
     {
         replacement = default;
-        if (line.IsEmpty || line[0] is (byte)' ' or (byte)'\t' or (byte)'#') return false;
+        if (line.IsEmpty || line[0] is (byte)'\t' or (byte)'#' || FrameLineParser.IsFrameLine(line)) return false;
         if (line.IndexOf(FtraceText.SchedProcessExec) < 0) return false;
         if (EventLineParser.TryParse(line, out var ev)
             && SchedEvents.Dispatch(maps, ev, new TracePoint(ev.Timestamp, position.ByteOffset), execOnly: true))
