@@ -77,4 +77,31 @@ public class RewriteGroundTruthTests(ITestOutputHelper output)
         foreach (var (k, v) in notedOutcomes.OrderBy(x => x.Key)) output.WriteLine($"  {v} x {k}");
         Assert.True(agreed > 400, $"only {agreed} frames compared");
     }
+
+    /// <summary>
+    /// On a pipe there is no second pass: execs are learnt by scanning what has been read, and
+    /// while input keeps arriving the last 256 KiB are held back so each line is rewritten with
+    /// that much look-ahead. Read whole or in 64 KiB pieces (a Linux pipe's capacity), the
+    /// output equals the two-pass file output.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(CaptureNames))]
+    public void PipeInputGivesTheFileOutput(string capture)
+    {
+        var rawBytes = Fixtures.ReadBytes("ftrace", capture, "raw.txt");
+        var fileOut = FtraceTestData.Rewrite(rawBytes, new RewriteOptions { Maps = FtraceTestData.LoadSnapshots(capture) });
+        Assert.Equal(fileOut, RewriteThroughPipe(rawBytes, FtraceTestData.LoadSnapshots(capture), int.MaxValue));
+        Assert.Equal(fileOut, RewriteThroughPipe(rawBytes, FtraceTestData.LoadSnapshots(capture), 64 * 1024));
+        Assert.Equal(fileOut, RewriteThroughPipe(rawBytes, FtraceTestData.LoadSnapshots(capture), 4096));
+    }
+
+    public static TheoryData<string> CaptureNames() => new(FtraceTestData.Captures);
+
+    private static byte[] RewriteThroughPipe(byte[] input, Maps.MapsSnapshots snaps, int chunk)
+    {
+        using var inStream = new FtraceTestData.NonSeekableStream(input, chunk);
+        using var outStream = new MemoryStream();
+        FtraceRewriter.RunAsync(inStream, outStream, new RewriteOptions { Maps = snaps }, new ErrorTally(), "pipe").GetAwaiter().GetResult();
+        return outStream.ToArray();
+    }
 }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.IO.Pipelines;
 using TraceUnwind.Diagnostics;
 
@@ -22,6 +23,15 @@ public sealed record LinePipelineOptions
 
     /// <summary>Output is flushed once this much is pending even while more input is buffered.</summary>
     public int FlushThreshold { get; init; } = 1 << 20;
+
+    /// <summary>
+    /// With a look-ahead scanner: while input keeps arriving, the last this-many bytes read are
+    /// held back so every line is handled with at least that much of the input already scanned.
+    /// </summary>
+    public int LookaheadBytes { get; init; } = 256 * 1024;
+
+    /// <summary>With a look-ahead scanner: how long the input may be idle before held-back lines are handled and flushed anyway.</summary>
+    public TimeSpan IdleDelay { get; init; } = TimeSpan.FromMilliseconds(20);
 }
 
 /// <summary>
@@ -64,29 +74,50 @@ public sealed class LinePipeline
         // Cancellation does not throw out of the read: the pending read returns IsCanceled with
         // whatever is buffered, which is then processed as the final piece and flushed.
         await using var registration = cancellationToken.Register(static s => ((PipeReader)s!).CancelPendingRead(), input);
-        bool canceled = false;
+        // With a look-ahead, lines near the end of what was read wait for more input, but only
+        // while more keeps coming: an idle timer cancels the pending read to release them.
+        int idleFired = 0;
+        using var idleTimer = _lookahead is null ? null : TimeProvider.System.CreateTimer(
+            _ => { Volatile.Write(ref idleFired, 1); input.CancelPendingRead(); }, null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        bool canceled = false, heldBack = false;
         while (true)
         {
             var pending = input.ReadAsync(CancellationToken.None);
             if (!pending.IsCompleted)
             {
-                // The input has nothing more for now: push out what is done.
-                _handler.OnIdle();
-                if (output is not null && HasUnflushed(output) && !await TryFlushAsync(output).ConfigureAwait(false))
-                    return PipelineEnd.OutputClosed;
+                if (heldBack)
+                {
+                    idleTimer!.Change(_options.IdleDelay, Timeout.InfiniteTimeSpan);
+                }
+                else
+                {
+                    // The input has nothing more for now: push out what is done.
+                    _handler.OnIdle();
+                    if (output is not null && HasUnflushed(output) && !await TryFlushAsync(output).ConfigureAwait(false))
+                        return PipelineEnd.OutputClosed;
+                }
             }
             var result = await pending.ConfigureAwait(false);
+            idleTimer?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
             var buffer = result.Buffer;
-            canceled = result.IsCanceled;
+            bool idle = result.IsCanceled && Interlocked.Exchange(ref idleFired, 0) == 1 && !cancellationToken.IsCancellationRequested;
+            canceled = result.IsCanceled && !idle;
             bool final = result.IsCompleted || canceled;
+            var toProcess = buffer;
             if (_lookahead is not null)
             {
                 long skip = Math.Clamp(_lookahead.ByteOffset - _framer.ByteOffset, 0, buffer.Length);
                 _lookahead.Process(buffer.Slice(skip), final, null);
+                if (!final && !idle && buffer.Length > _options.LookaheadBytes)
+                    toProcess = buffer.Slice(0, buffer.Length - _options.LookaheadBytes);
+                else if (!final && !idle)
+                    toProcess = buffer.Slice(0, 0);
             }
-            var consumed = _framer.Process(buffer, final, output);
+            var consumed = _framer.Process(toProcess, final, output);
+            heldBack = toProcess.Length < buffer.Length && buffer.Slice(consumed).PositionOf((byte)'\n') is not null;
             input.AdvanceTo(consumed, buffer.End);
-            if (output is not null && (final || !output.CanGetUnflushedBytes || output.UnflushedBytes >= _options.FlushThreshold)
+            if (idle) _handler.OnIdle();
+            if (output is not null && (final || idle || !output.CanGetUnflushedBytes || output.UnflushedBytes >= _options.FlushThreshold)
                 && !await TryFlushAsync(output).ConfigureAwait(false))
                 return PipelineEnd.OutputClosed;
             if (final) break;
