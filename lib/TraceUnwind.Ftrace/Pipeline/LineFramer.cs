@@ -107,8 +107,22 @@ public sealed class LineFramer
                 pos = nlIndex + 1;
             }
             Write(output, span[copyFrom..pos]);
+            if (pos == span.Length)
+            {
+                // The first segment ended exactly at a newline (or was empty): move to the
+                // next segment and scan it the fast way. (Slicing at a segment's end may or may
+                // not land on the next segment's start, so step by the segment itself.)
+                if (rest.IsSingleSegment)
+                {
+                    rest = rest.Slice(rest.End);
+                    break;
+                }
+                var next = rest.Start;
+                rest.TryGet(ref next, out _, advance: true);
+                rest = rest.Slice(next);
+                continue;
+            }
             rest = rest.Slice(pos);
-            if (rest.IsEmpty) break;
 
             // What is left starts with a line without a newline in this segment.
             var newline = rest.IsSingleSegment ? null : rest.PositionOf((byte)'\n');
