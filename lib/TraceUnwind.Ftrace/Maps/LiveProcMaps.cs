@@ -47,6 +47,9 @@ public sealed class LiveProcMaps : IMapsSource
     /// <summary>How many times a maps file was read (tests, diagnostics).</summary>
     public long MapsReads { get; private set; }
 
+    /// <summary>Processes whose maps (or absence) are cached; at most the capacity.</summary>
+    public int CachedProcesses => _maps.Count;
+
     public bool IsTimeAware => false;
 
     public int ProcessOf(int tid)
@@ -106,9 +109,15 @@ public sealed class LiveProcMaps : IMapsSource
         e.ReadAt = now;
         e.Stale = false;
         byte[] text;
+        string path = Path.Combine(_procRoot, tgid.ToString(CultureInfo.InvariantCulture), "maps");
+        if (!File.Exists(path))
+        {
+            e.Space = null;   // gone (the common case for a trace read after the fact): no exception
+            return;
+        }
         try
         {
-            text = File.ReadAllBytes(Path.Combine(_procRoot, tgid.ToString(CultureInfo.InvariantCulture), "maps"));
+            text = File.ReadAllBytes(path);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -123,9 +132,11 @@ public sealed class LiveProcMaps : IMapsSource
     private int ReadTgid(int tid)
     {
         byte[] text;
+        string path = Path.Combine(_procRoot, tid.ToString(CultureInfo.InvariantCulture), "status");
+        if (!File.Exists(path)) return -1;
         try
         {
-            text = File.ReadAllBytes(Path.Combine(_procRoot, tid.ToString(CultureInfo.InvariantCulture), "status"));
+            text = File.ReadAllBytes(path);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

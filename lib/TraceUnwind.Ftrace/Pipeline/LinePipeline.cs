@@ -80,6 +80,7 @@ public sealed class LinePipeline
         using var idleTimer = _lookahead is null ? null : TimeProvider.System.CreateTimer(
             _ => { Volatile.Write(ref idleFired, 1); input.CancelPendingRead(); }, null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         bool canceled = false, heldBack = false;
+        long sinceFlush = 0;
         while (true)
         {
             var pending = input.ReadAsync(CancellationToken.None);
@@ -93,8 +94,11 @@ public sealed class LinePipeline
                 {
                     // The input has nothing more for now: push out what is done.
                     _handler.OnIdle();
-                    if (output is not null && HasUnflushed(output) && !await TryFlushAsync(output).ConfigureAwait(false))
-                        return PipelineEnd.OutputClosed;
+                    if (output is not null && sinceFlush > 0)
+                    {
+                        sinceFlush = 0;
+                        if (!await TryFlushAsync(output).ConfigureAwait(false)) return PipelineEnd.OutputClosed;
+                    }
                 }
             }
             var result = await pending.ConfigureAwait(false);
@@ -113,20 +117,24 @@ public sealed class LinePipeline
                 else if (!final && !idle)
                     toProcess = buffer.Slice(0, 0);
             }
+            long before = _framer.ByteOffset;
             var consumed = _framer.Process(toProcess, final, output);
+            // Counted on the input side: a writer may drop data silently once its reader is gone
+            // (Pipe does), and only a flush tells.
+            sinceFlush += _framer.ByteOffset - before;
             heldBack = toProcess.Length < buffer.Length && buffer.Slice(consumed).PositionOf((byte)'\n') is not null;
             input.AdvanceTo(consumed, buffer.End);
             if (idle) _handler.OnIdle();
-            if (output is not null && (final || idle || !output.CanGetUnflushedBytes || output.UnflushedBytes >= _options.FlushThreshold)
-                && !await TryFlushAsync(output).ConfigureAwait(false))
-                return PipelineEnd.OutputClosed;
+            if (output is not null && (final || idle || sinceFlush >= _options.FlushThreshold))
+            {
+                sinceFlush = 0;
+                if (!await TryFlushAsync(output).ConfigureAwait(false)) return PipelineEnd.OutputClosed;
+            }
             if (final) break;
         }
         _handler.OnIdle();
         return canceled ? PipelineEnd.Canceled : PipelineEnd.Completed;
     }
-
-    private static bool HasUnflushed(PipeWriter output) => !output.CanGetUnflushedBytes || output.UnflushedBytes > 0;
 
     /// <summary>Flushes; false when the reader of the output has gone (completed pipe, EPIPE).</summary>
     private static async ValueTask<bool> TryFlushAsync(PipeWriter output)
