@@ -178,7 +178,17 @@ public sealed class MapsTimeline : IMapsTimeline
             int mid = (lo + hi) >>> 1;
             if (gens[mid].Start <= time) lo = mid + 1; else hi = mid;
         }
-        return gens[Math.Max(0, lo - 1)];
+        if (lo > 0) return gens[lo - 1];
+        // Before the first known exec or fork of this pid: an image the events have not shown
+        // yet. A lookup knows nothing about it (better raw than the later image's answer); a
+        // mapping creates it.
+        if (!create) return null;
+        var first = new Generation { Start = 0 };
+        gens.Insert(0, first);
+        var second = gens[1];
+        for (int k = second.Mmaps.Count - 1; k >= 0; k--)
+            if (second.Mmaps[k].Time < second.Start) { first.Mmaps.Insert(0, second.Mmaps[k]); second.Mmaps.RemoveAt(k); }
+        return first;
     }
 
     private AddressSpace StateAt(Generation g, ulong time)
