@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.IO.Pipelines;
 using TraceUnwind.Diagnostics;
 using TraceUnwind.Ftrace.Maps;
@@ -80,9 +81,7 @@ public sealed class FtraceSampleSource : ISampleSource
             // Snapshots choose by the next exec: learn them all first (see FtraceRewriter).
             var snaps = (MapsSnapshots)_options.Maps!;
             long start = _input.Position;
-            var scanReader = PipeReader.Create(_input, new StreamPipeReaderOptions(bufferSize: 1 << 20, leaveOpen: true));
-            await new LinePipeline(new ExecScanner(snaps), pipelineOptions).RunAsync(scanReader, null, cancellationToken).ConfigureAwait(false);
-            await scanReader.CompleteAsync().ConfigureAwait(false);
+            await ExecScanner.ScanAsync(_input, snaps, _options.MaxLineLength, cancellationToken).ConfigureAwait(false);
             if (FtraceRewriter.FindLastTimestamp(_input, start) is { } last) snaps.SetEndOfTrace(last);
             _input.Position = start;
         }
@@ -146,6 +145,7 @@ public sealed class FtraceSampleSource : ISampleSource
 
         public long Samples { get; private set; }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public bool OnLine(ReadOnlySpan<byte> line, in LinePosition position, out ReadOnlySpan<byte> replacement)
         {
             replacement = default;
@@ -183,6 +183,7 @@ public sealed class FtraceSampleSource : ISampleSource
 
         public void Finish() => Emit();
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void OnText(ReadOnlySpan<byte> line, in LinePosition position)
         {
             if (!EventLineParser.TryParse(line, out var ev))
@@ -300,6 +301,7 @@ public sealed class FtraceSampleSource : ISampleSource
             }
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void AddFrame(in FrameLine f, in LinePosition position)
         {
             bool user = _block is Block.User or Block.TraceCmdUser;
@@ -355,6 +357,7 @@ public sealed class FtraceSampleSource : ISampleSource
 
         private static FrameFlags FlagsFor(int index) => index == 0 ? FrameFlags.None : FrameFlags.ReturnAddress;
 
+[MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void AddUserAddress(ulong address, in LinePosition position)
         {
             Mapping? m = null;
@@ -362,6 +365,7 @@ public sealed class FtraceSampleSource : ISampleSource
             AddUser(new Frame(address, FrameKind.User, m, FlagsFor(_blockFrames)), position);
         }
 
+[MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void AddUser(in Frame frame, in LinePosition position)
         {
             _blockFrames++;
@@ -369,6 +373,7 @@ public sealed class FtraceSampleSource : ISampleSource
             _user[_userCount++] = frame;
         }
 
+[MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void AddKernel(in Frame frame, in LinePosition position)
         {
             _blockFrames++;
@@ -391,6 +396,7 @@ public sealed class FtraceSampleSource : ISampleSource
             return m;
         }
 
+[MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void Emit()
         {
             if (!_pending) return;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Globalization;
 using TraceUnwind.Processes;
 
@@ -52,6 +53,7 @@ public sealed class LiveProcMaps : IMapsSource
 
     public bool IsTimeAware => false;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public int ProcessOf(int tid)
     {
         if (tid <= 0) return -1;
@@ -61,6 +63,7 @@ public sealed class LiveProcMaps : IMapsSource
         return tgid;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public Mapping? FindVma(int tgid, in TracePoint when, ulong ip)
     {
         if (tgid <= 0) return null;

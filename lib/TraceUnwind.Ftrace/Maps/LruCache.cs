@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 namespace TraceUnwind.Ftrace.Maps;
 
 /// <summary>A small least-recently-used map with a fixed capacity, so per-process caches stay bounded on endless input.</summary>
@@ -17,6 +18,7 @@ internal sealed class LruCache<TKey, TValue> where TKey : notnull
     public int Capacity { get; }
     public int Count => _map.Count;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public bool TryGet(TKey key, out TValue value)
     {
         if (_map.TryGetValue(key, out var node))

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using TraceUnwind.Ftrace.Parsing;
 using TraceUnwind.Processes;
 
@@ -116,6 +117,7 @@ public sealed class MapsSnapshots : IMapsSource
 
     public void OnExit(int pid, bool groupDead, in TracePoint when) { }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private Snapshot? Select(int tgid, in TracePoint when)
     {
         if (tgid == _lastTgid && when == _lastWhen) return _lastSnap;

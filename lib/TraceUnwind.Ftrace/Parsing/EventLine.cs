@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 namespace TraceUnwind.Ftrace.Parsing;
 
 /// <summary>Which printer made an event line.</summary>
@@ -61,6 +62,7 @@ public ref struct EventLine
     /// <summary>True for the kernel's <c>&lt;stack trace&gt;</c> block header.</summary>
     public readonly bool IsKernelStackHeader => Text.SequenceEqual(FtraceText.KernelStackHeader);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static ReadOnlySpan<byte> NameOf(ReadOnlySpan<byte> text)
     {
         if (!text.IsEmpty && text[0] == (byte)'<') return text;

@@ -30,6 +30,7 @@ public static class EventLineParser
     private const int LatencyCommWidth = 8;
 
     /// <summary>Parses an event line with a context prefix. False for anything else (frame, header, LOST, free text).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static bool TryParse(ReadOnlySpan<byte> line, out EventLine ev)
     {
         ev = default;
@@ -53,6 +54,7 @@ public static class EventLineParser
         Layout = EventLayout.NoContext, Pid = -1, Tgid = -1, Cpu = -1, Text = line, TextStart = 0,
     };
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static bool TryParseAfterDash(ReadOnlySpan<byte> line, int dash, ref EventLine ev)
     {
         int p = dash + 1;
@@ -229,6 +231,7 @@ public static class EventLineParser
         return true;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static bool TryTakeTimestamp(ReadOnlySpan<byte> line, ref int pos, out TraceTimestamp ts)
     {
         int t0 = pos;
@@ -259,6 +262,7 @@ public static class EventLineParser
     }
 
     /// <summary>Takes 1-10 decimal digits at <paramref name="pos"/> as a non-negative int.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static bool TryTakeInt(ReadOnlySpan<byte> s, ref int pos, out int value)
     {
         value = 0;
@@ -281,6 +285,7 @@ public static class EventLineParser
         return TryTakeInt(s, ref p, out value) && p == s.Length;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static bool TryParseUInt64(ReadOnlySpan<byte> s, out ulong value)
     {
         value = 0;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using TraceUnwind.Text;
 
 namespace TraceUnwind.Ftrace.Parsing;
@@ -69,6 +70,7 @@ public static class FrameLineParser
         line.Length >= 3 && line[0] == (byte)' ' && line[1] == (byte)'=' && line[2] == (byte)'>';
 
     /// <summary>Parses a kernel frame line (<c>" => ..."</c>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static bool TryParse(ReadOnlySpan<byte> line, out FrameLine frame)
     {
         frame = default;
@@ -115,6 +117,7 @@ public static class FrameLineParser
         return true;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ParseContent(ReadOnlySpan<byte> content, ref FrameLine frame)
     {
         int bracket = content.LastIndexOf("[+0x"u8);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 namespace TraceUnwind.Ftrace.Parsing;
 
 /// <summary>What a line of ftrace or trace-cmd text is, from its first bytes (no event parsing).</summary>
@@ -62,6 +63,7 @@ public static class FtraceLine
     /// The value of <c>NAME=</c> in an event's text, taken from the right so that a filename with
     /// <c>" pid="</c> in it does not fool it (<c>sched_process_exec: filename=/x pid=12009 old_pid=12009</c>).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static bool TryGetIntField(ReadOnlySpan<byte> text, ReadOnlySpan<byte> spaceNameEquals, out int value)
     {
         value = -1;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 namespace TraceUnwind.Ftrace.Parsing;
 
 /// <summary>What unit a <see cref="TraceTimestamp"/> is in.</summary>
@@ -28,6 +29,7 @@ public readonly record struct TraceTimestamp(ulong Value, TimestampKind Kind)
     /// it is seconds scaled to ns; without one it is an integer clock's count.
     /// False on anything else or on overflow.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static bool TryParse(ReadOnlySpan<byte> text, out TraceTimestamp value)
     {
         value = default;
@@ -46,6 +48,7 @@ public readonly record struct TraceTimestamp(ulong Value, TimestampKind Kind)
     /// Parses <c>WHOLE[.FRACTION]</c> into the whole part and the fraction in units of 1e-9
     /// (<c>3151.151372</c> → 3151, 151372000). At most 9 fraction digits, at most 19 whole digits.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static bool TryParseDecimal(ReadOnlySpan<byte> text, out ulong whole, out ulong fraction9, out bool hasFraction)
     {
         whole = 0; fraction9 = 0; hasFraction = false;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Buffers;
 using TraceUnwind.Diagnostics;
 
@@ -54,6 +55,7 @@ public sealed class LineFramer
     /// it consumed. Unconsumed bytes (a partial line) must be offered again with more data.
     /// With <paramref name="output"/> null nothing is written (scanning handlers).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public SequencePosition Process(in ReadOnlySequence<byte> buffer, bool isFinal, IBufferWriter<byte>? output)
     {
         var rest = buffer;

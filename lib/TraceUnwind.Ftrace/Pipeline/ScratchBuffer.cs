@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Buffers;
 
 namespace TraceUnwind.Ftrace.Pipeline;
@@ -27,12 +28,14 @@ public sealed class ScratchBuffer : IBufferWriter<byte>
         return _buffer.AsMemory(_written);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public Span<byte> GetSpan(int sizeHint = 0)
     {
         Ensure(sizeHint);
         return _buffer.AsSpan(_written);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Write(ReadOnlySpan<byte> bytes)
     {
         Ensure(bytes.Length);

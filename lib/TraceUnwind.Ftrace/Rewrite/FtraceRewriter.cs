@@ -40,12 +40,7 @@ public static class FtraceRewriter
         {
             var snaps = (MapsSnapshots)options.Maps!;
             long start = input.Position;
-            var scanner = new ExecScanner(snaps);
-            var scanReader = PipeReader.Create(input, ReaderOptions);
-            var end = await new LinePipeline(scanner, pipelineOptions).RunAsync(scanReader, null, cancellationToken).ConfigureAwait(false);
-            await scanReader.CompleteAsync().ConfigureAwait(false);
-            execs = scanner.ExecsSeen;
-            if (end == PipelineEnd.Canceled) return new RewriteResult(end, 0, new RewriteStatistics(), execs);
+            execs = await ExecScanner.ScanAsync(input, snaps, options.MaxLineLength, cancellationToken).ConfigureAwait(false);
             if (FindLastTimestamp(input, start) is { } last) snaps.SetEndOfTrace(last);
             input.Position = start;
         }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using TraceUnwind.Ftrace.Maps;
 using TraceUnwind.Ftrace.Parsing;
 using TraceUnwind.Ftrace.Pipeline;
@@ -91,6 +92,7 @@ public sealed class UserStackRewriter : ILineHandler
 
     public RewriteStatistics Statistics { get; } = new();
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public bool OnLine(ReadOnlySpan<byte> line, in LinePosition position, out ReadOnlySpan<byte> replacement)
     {
         replacement = default;
@@ -117,6 +119,7 @@ public sealed class UserStackRewriter : ILineHandler
 
     public void OnIdle() { }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool OnTextLine(ReadOnlySpan<byte> line, in LinePosition position, out ReadOnlySpan<byte> replacement)
     {
         replacement = default;
@@ -178,6 +181,7 @@ public sealed class UserStackRewriter : ILineHandler
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool RewriteUserFrame(ReadOnlySpan<byte> line, out ReadOnlySpan<byte> replacement)
     {
         replacement = default;
@@ -232,6 +236,7 @@ public sealed class UserStackRewriter : ILineHandler
         return true;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool RewriteTraceCmdFrame(ReadOnlySpan<byte> line, int tab, out ReadOnlySpan<byte> replacement)
     {
         replacement = default;
