@@ -88,7 +88,7 @@ public sealed class FtraceSampleSource : ISampleSource
         var builder = new SampleBuilder(sink, _options, _tally, _sourceName);
         var lookahead = !twoPass && _options.Maps is MapsSnapshots s ? new ExecScanner(s) : null;
         var pipeline = new LinePipeline(builder, pipelineOptions, _tally, _sourceName, lookahead);
-        var reader = PipeReader.Create(_input, new StreamPipeReaderOptions(bufferSize: 1 << 20, leaveOpen: true));
+        var reader = StreamPump.Start(_input, cancellationToken: cancellationToken);
         try
         {
             await pipeline.RunAsync(reader, null, cancellationToken).ConfigureAwait(false);

@@ -217,3 +217,93 @@ public class LinePipelineTests
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
+
+/// <summary>
+/// A stream like stdin on a pipe or a FIFO: it delivers what was written, then its read blocks
+/// in the "kernel" and does not look at the cancellation token.
+/// </summary>
+internal sealed class BlockingStream : Stream
+{
+    private readonly System.Collections.Concurrent.BlockingCollection<byte[]> _chunks = new();
+    private byte[] _current = [];
+    private int _pos;
+
+    public void Add(string text) => _chunks.Add(Encoding.UTF8.GetBytes(text));
+    public void End() => _chunks.CompleteAdding();
+
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+    public override int Read(Span<byte> buffer)
+    {
+        if (_pos == _current.Length)
+        {
+            if (!_chunks.TryTake(out var next, Timeout.Infinite)) return 0;   // blocks, token or not
+            _current = next;
+            _pos = 0;
+        }
+        int n = Math.Min(buffer.Length, _current.Length - _pos);
+        _current.AsSpan(_pos, n).CopyTo(buffer);
+        _pos += n;
+        return n;
+    }
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+        new(Task.Run(() => Read(buffer.Span), CancellationToken.None));
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}
+
+public class BlockingInputTests
+{
+    private const string Event = "    probe_helper-17388   [001] .....  3682.364401: <user stack trace>\n";
+
+    private static MapsSnapshots Snapshots()
+    {
+        var snaps = new MapsSnapshots();
+        MapsSnapshotReader.Read(Encoding.UTF8.GetBytes("==> /proc/17388/maps <==\n" + Fixtures.ReadText("ftrace", "formats", "72_fake_frames.maps")), "72", snaps);
+        return snaps;
+    }
+
+    private sealed class ObservableStream : MemoryStream
+    {
+        public string Text { get { lock (this) return Encoding.UTF8.GetString(ToArray()); } }
+        public override void Write(ReadOnlySpan<byte> buffer) { lock (this) base.Write(buffer); }
+        public override void Write(byte[] buffer, int offset, int count) { lock (this) base.Write(buffer, offset, count); }
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) { Write(buffer.Span); return ValueTask.CompletedTask; }
+    }
+
+    private static async Task WaitForAsync(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!condition() && DateTime.UtcNow < deadline) await Task.Delay(10);
+        Assert.True(condition());
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]   // --maps on a pipe: held-back lines are released when the input goes quiet
+    public async Task CtrlCFlushesWhatWasReadWhileTheReadBlocks(bool snapshots)
+    {
+        var input = new BlockingStream();
+        var output = new ObservableStream();
+        using var cts = new CancellationTokenSource();
+        IMapsSource maps = snapshots ? Snapshots() : new LiveProcMaps("/nonexistent-proc");
+        var run = FtraceRewriter.RunAsync(input, output, new RewriteOptions { Maps = maps }, new ErrorTally(), "stdin", cts.Token);
+        input.Add(Event + " =>  <0000562c3a152202>\n");
+        string expected = snapshots ? Event + " => /tmp/tu/bin/probe_helper[+0x202]\n" : Event + " =>  <0000562c3a152202>\n";
+        await WaitForAsync(() => output.Text == expected);
+        input.Add(" =>  <00007fa7711be24a>");   // no newline yet, and then nothing: the read blocks
+        await Task.Delay(200);
+        Assert.Equal(expected, output.Text);
+        cts.Cancel();
+        var result = await run.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(PipelineEnd.Canceled, result.End);
+        Assert.Equal(expected + (snapshots ? " => /usr/lib/x86_64-linux-gnu/libc.so.6[+0x124a]" : " =>  <00007fa7711be24a>"), output.Text);
+        input.End();
+    }
+}

@@ -105,7 +105,8 @@ public sealed class LinePipeline
             idleTimer?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
             var buffer = result.Buffer;
             bool idle = result.IsCanceled && Interlocked.Exchange(ref idleFired, 0) == 1 && !cancellationToken.IsCancellationRequested;
-            canceled = result.IsCanceled && !idle;
+            // A pump that stops on the same token may complete the input instead: still a cancellation.
+            canceled = (result.IsCanceled && !idle) || (result.IsCompleted && cancellationToken.IsCancellationRequested);
             bool final = result.IsCompleted || canceled;
             var toProcess = buffer;
             if (_lookahead is not null)

@@ -48,7 +48,7 @@ public static class FtraceRewriter
         var rewriter = new UserStackRewriter(options);
         var lookahead = !twoPass && options.Maps is MapsSnapshots s ? new ExecScanner(s) : null;
         var pipeline = new LinePipeline(rewriter, pipelineOptions, tally, sourceName, lookahead);
-        var reader = PipeReader.Create(input, ReaderOptions);
+        var reader = StreamPump.Start(input, cancellationToken: cancellationToken);
         var writer = PipeWriter.Create(output, new StreamPipeWriterOptions(minimumBufferSize: 64 * 1024, leaveOpen: true));
         PipelineEnd result;
         try
@@ -69,9 +69,6 @@ public static class FtraceRewriter
         }
         return new RewriteResult(result, pipeline.Framer.LinesSeen, rewriter.Statistics, execs + (lookahead?.ExecsSeen ?? 0));
     }
-
-    private static StreamPipeReaderOptions ReaderOptions =>
-        new(bufferSize: 1 << 20, minimumReadSize: 64 * 1024, leaveOpen: true);
 
     /// <summary>The timestamp of the last event line in the final 64 KiB of a seekable stream.</summary>
     public static TraceTimestamp? FindLastTimestamp(Stream input, long start)

@@ -23,6 +23,15 @@ internal static class RewriteCommand
     /// </summary>
     internal static Func<ErrorTally, ISymbolizer>? UserSymbolizerFactory { get; set; }
 
+    /// <summary>
+    /// Reads a perf.data's side-band records into a timeline for <c>--perf</c>: MMAP/MMAP2 →
+    /// <see cref="MapsTimeline.Mmap"/>, COMM with PERF_RECORD_MISC_COMM_EXEC → <see cref="MapsTimeline.Exec"/>,
+    /// FORK → <see cref="MapsTimeline.Fork"/>, EXIT → <see cref="MapsTimeline.Exit"/>, each at the record's
+    /// sample time (ns, perf's clock). Null until the integrator plugs in the perf front end;
+    /// <c>--perf</c> then reports that it is not available.
+    /// </summary>
+    internal static Func<string, ErrorTally, CancellationToken, Task<IMapsTimeline>>? PerfTimelineLoader { get; set; }
+
     private static readonly Argument<string> InputArgument = new("input")
     {
         Description = "ftrace text: a `trace` or `trace_pipe` copy, `trace-cmd report` output; - or nothing reads stdin",
@@ -35,6 +44,18 @@ internal static class RewriteCommand
         Description = "maps snapshots instead of live /proc: a file of sections headed '==> /proc/PID/maps <==' or " +
                       "'==> /proc/TGID/task/TID/maps <==' (what `tail -n +1 /proc/[0-9]*/maps` prints), each optionally " +
                       "followed by ' @ SECONDS' in the trace's clock; or a directory of such files. Repeatable.",
+    };
+
+    private static readonly Option<string?> PerfOption = new("--perf")
+    {
+        Description = "address spaces from the MMAP/MMAP2/COMM/FORK/EXIT records of a perf.data recorded alongside " +
+                      "(perf record -a -e dummy -k CLOCK ...), looked up at each event's time",
+    };
+
+    private static readonly Option<string?> ClockOffsetOption = new("--clock-offset")
+    {
+        Description = "SECONDS to subtract from the trace's timestamps to get perf's (ftrace time minus perf time; " +
+                      "0 when both use the same clock: trace_clock mono + perf -k CLOCK_MONOTONIC, or trace_clock perf)",
     };
 
     private static readonly Option<bool> KeepAddressOption = new("--keep-address")
@@ -79,12 +100,23 @@ internal static class RewriteCommand
             "snapshots chosen by the event's time. Example: sudo cat /sys/kernel/tracing/trace_pipe | traceunwind rewrite");
         cmd.Arguments.Add(InputArgument);
         cmd.Options.Add(MapsOption);
+        cmd.Options.Add(PerfOption);
+        cmd.Options.Add(ClockOffsetOption);
         cmd.Options.Add(KeepAddressOption);
         cmd.Options.Add(SymbolsOption);
         cmd.Options.Add(OutputOption);
         cmd.Options.Add(MaxLineOption);
         cmd.Options.Add(StatsOption);
         cmd.Options.Add(ProcRootOption);
+        cmd.Validators.Add(r =>
+        {
+            if (r.GetValue(PerfOption) is not null && r.GetValue(MapsOption) is { Length: > 0 })
+                r.AddError("--perf and --maps are two sources of address spaces: give one");
+            if (r.GetValue(ClockOffsetOption) is { } off && r.GetValue(PerfOption) is null)
+                r.AddError("--clock-offset applies to --perf");
+            if (r.GetValue(ClockOffsetOption) is { } o && !TryParseSeconds(o, out _))
+                r.AddError($"--clock-offset: '{o}' is not a number of seconds (e.g. 0.03042 or -1.5)");
+        });
         MaxLineOption.Validators.Add(r =>
         {
             if (r.GetValueOrDefault<int>() < 256) r.AddError("--max-line-length must be at least 256 (the kernel prints lines of up to 8 KiB)");
@@ -96,6 +128,8 @@ internal static class RewriteCommand
             return await RunAsync(
                 parseResult.GetValue(InputArgument) ?? "-",
                 parseResult.GetValue(MapsOption) ?? [],
+                parseResult.GetValue(PerfOption),
+                TryParseSeconds(parseResult.GetValue(ClockOffsetOption) ?? "0", out long offsetNs) ? offsetNs : 0,
                 parseResult.GetValue(KeepAddressOption),
                 parseResult.GetValue(SymbolsOption),
                 output,
@@ -108,14 +142,26 @@ internal static class RewriteCommand
     }
 
     /// <summary>The command's work, testable with any streams.</summary>
-    internal static async Task<int> RunAsync(string input, string[] maps, bool keepAddress, bool symbols, string? outputPath,
+    internal static async Task<int> RunAsync(string input, string[] maps, string? perf, long clockOffsetNs, bool keepAddress, bool symbols, string? outputPath,
         int maxLineLength, bool stats, string procRoot, Stream? stdout, TextWriter stderr, CancellationToken ct)
     {
         var tally = new ErrorTally();
         IMapsSource source;
         try
         {
-            source = maps.Length > 0 ? MapsSnapshotReader.Load(maps, tally) : new LiveProcMaps(procRoot);
+            if (perf is not null)
+            {
+                if (PerfTimelineLoader is null)
+                {
+                    await stderr.WriteLineAsync("traceunwind rewrite: --perf: perf.data side-band reading is not wired in this build").ConfigureAwait(false);
+                    return (int)ExitCode.UsageError;
+                }
+                source = new TimelineMapsSource(await PerfTimelineLoader(perf, tally, ct).ConfigureAwait(false), clockOffsetNs);
+            }
+            else
+            {
+                source = maps.Length > 0 ? MapsSnapshotReader.Load(maps, tally) : new LiveProcMaps(procRoot);
+            }
         }
         catch (TraceFormatException ex)
         {
@@ -196,6 +242,21 @@ internal static class RewriteCommand
             PipelineEnd.Canceled => (int)ExitCode.Interrupted,
             _ => (int)ExitCode.Ok,   // a closed stdout (| head) ends the run quietly
         };
+    }
+
+    /// <summary>Parses <c>[-]SECONDS[.FRACTION]</c> into ns, exactly (no floating point).</summary>
+    internal static bool TryParseSeconds(string text, out long ns)
+    {
+        ns = 0;
+        var t = text.Trim();
+        bool negative = t.StartsWith('-');
+        if (negative || t.StartsWith('+')) t = t[1..];
+        if (!TraceUnwind.Ftrace.Parsing.TraceTimestamp.TryParseDecimal(System.Text.Encoding.ASCII.GetBytes(t), out ulong whole, out ulong frac, out _)
+            || whole > (ulong)(long.MaxValue / 1_000_000_000L) - 1)
+            return false;
+        ns = (long)(whole * 1_000_000_000UL + frac);
+        if (negative) ns = -ns;
+        return true;
     }
 
     /// <summary>A file, or stdin (<c>-</c>) opened on fd 0 so that <c>&lt; trace.txt</c> stays seekable (two passes for --maps).</summary>
