@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using TraceUnwind.Diagnostics;
 using TraceUnwind.Ftrace.Maps;
@@ -124,7 +125,25 @@ internal static class RewriteCommand
         cmd.SetAction(async (parseResult, ct) =>
         {
             string? output = parseResult.GetValue(OutputOption);
-            using var stdout = output is null ? Console.OpenStandardOutput() : null;
+            // fd 1 and 2 directly, not through System.Console: on Ctrl-C the runtime raises
+            // CancelKeyPress (System.CommandLine then waits for this action) while holding the
+            // console's lock, which Console streams take on every write: the final flush would wait
+            // out the termination timeout instead of writing what was read.
+            await using var stdout = output is null ? OpenStdStream(1, FileAccess.Write) ?? Console.OpenStandardOutput() : null;
+            await using var stderrStream = OpenStdStream(2, FileAccess.Write);
+            await using var stderr = stderrStream is null ? null : new StreamWriter(stderrStream) { AutoFlush = true };
+            // Ctrl-C / SIGTERM: stop reading, write out what was read, exit 130. (System.CommandLine
+            // 2.0.0's Invoke leaves SIGINT at the default action here, which kills the process
+            // without a flush.) A second signal takes the default action.
+            using var interrupt = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            void OnSignal(PosixSignalContext c)
+            {
+                if (interrupt.IsCancellationRequested) return;
+                c.Cancel = true;
+                interrupt.Cancel();
+            }
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
             return await RunAsync(
                 parseResult.GetValue(InputArgument) ?? "-",
                 parseResult.GetValue(MapsOption) ?? [],
@@ -136,7 +155,7 @@ internal static class RewriteCommand
                 parseResult.GetValue(MaxLineOption),
                 parseResult.GetValue(StatsOption),
                 parseResult.GetValue(ProcRootOption) ?? "/proc",
-                stdout, Console.Error, ct).ConfigureAwait(false);
+                stdout, (TextWriter?)stderr ?? Console.Error, interrupt.Token).ConfigureAwait(false);
         });
         return cmd;
     }
@@ -257,6 +276,18 @@ internal static class RewriteCommand
         ns = (long)(whole * 1_000_000_000UL + frac);
         if (negative) ns = -ns;
         return true;
+    }
+
+    private static FileStream? OpenStdStream(int fd, FileAccess access)
+    {
+        try
+        {
+            return new FileStream(new SafeFileHandle(fd, ownsHandle: false), access, 1);
+        }
+        catch (Exception ex) when (ex is ArgumentException or IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 
     /// <summary>A file, or stdin (<c>-</c>) opened on fd 0 so that <c>&lt; trace.txt</c> stays seekable (two passes for --maps).</summary>
