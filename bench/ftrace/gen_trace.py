@@ -28,10 +28,11 @@ for c in captures:
         for line in f:
             m = ts_re.match(line)
             if m:
-                pieces.append((m.group(1), int(m.group(2)) * 1_000_000 + int(m.group(3)), m.group(4)))
+                # The prefix up to the flags column, then the kernel's " %5lu.%06lu" re-made per repetition.
+                pieces.append((m.group(1).rstrip(b' ') + b' ', int(m.group(2)) * 1_000_000 + int(m.group(3)), m.group(4)))
             else:
                 pieces.append(line)
-one = sum(len(p) if isinstance(p, bytes) else len(p[0]) + 13 + len(p[2]) for p in pieces)
+one = sum(len(p) if isinstance(p, bytes) else len(p[0]) + 12 + len(p[2]) for p in pieces)   # approximate: seconds widths vary
 
 written = 0
 rep = 0

@@ -13,7 +13,7 @@ namespace TraceUnwind.Ftrace.Pipeline;
 public static class StreamPump
 {
     /// <summary>Starts pumping <paramref name="input"/>; the returned reader ends when the stream does (or fails with its exception).</summary>
-    public static PipeReader Start(Stream input, int readSize = 1 << 20, CancellationToken cancellationToken = default)
+    public static PipeReader Start(Stream input, int readSize = 1 << 18, CancellationToken cancellationToken = default)
     {
         var pipe = new Pipe(new PipeOptions(
             minimumSegmentSize: readSize,
