@@ -28,6 +28,8 @@ public sealed class LiveProcMaps : IMapsSource
     private readonly LruCache<int, int> _tgids;
     private readonly TimeProvider _time;
     private readonly long _missRereadTicks;
+    private int _lastTgid = -1;
+    private Entry? _lastEntry;
 
     /// <param name="procRoot">The proc mount (<c>/proc</c>); another root lets tests use saved maps.</param>
     /// <param name="capacity">Processes (and threads) whose data is cached.</param>
@@ -67,34 +69,41 @@ public sealed class LiveProcMaps : IMapsSource
     public Mapping? FindVma(int tgid, in TracePoint when, ulong ip)
     {
         if (tgid <= 0) return null;
-        long now = _time.GetTimestamp();
-        if (!_maps.TryGet(tgid, out var e))
+        Entry? e;
+        if (tgid == _lastTgid && _lastEntry is { Stale: false } last)
+        {
+            // The frames of one block (and usually of the next) belong to the same process.
+            e = last;
+        }
+        else if (!_maps.TryGet(tgid, out e))
         {
             e = new Entry();
-            Read(tgid, e, now);
+            Read(tgid, e, _time.GetTimestamp());
             _maps.Set(tgid, e);
         }
         else if (e.Stale)
         {
-            Read(tgid, e, now);
+            Read(tgid, e, _time.GetTimestamp());
         }
+        _lastTgid = tgid;
+        _lastEntry = e;
         if (e.Space?.Find(ip) is { } hit) return hit;
         // A miss: the process may have mapped something since it was read.
-        if (now - e.ReadAt >= _missRereadTicks)
-        {
-            Read(tgid, e, now);
-        }
+        long now = _time.GetTimestamp();
+        if (now - e.ReadAt >= _missRereadTicks) Read(tgid, e, now);
         return e.Space?.FindVma(ip);
     }
 
     public void OnExec(int pid, in TracePoint when)
     {
+        _lastTgid = -1;
         if (_maps.TryGet(pid, out var e)) e.Stale = true;
         _tgids.Remove(pid);
     }
 
     public void OnFork(int parentPid, int childPid, in TracePoint when)
     {
+        _lastTgid = -1;
         // A new task: anything cached under its pid belonged to an earlier task with that pid.
         _maps.Remove(childPid);
         _tgids.Remove(childPid);
@@ -102,6 +111,7 @@ public sealed class LiveProcMaps : IMapsSource
 
     public void OnExit(int pid, bool groupDead, in TracePoint when)
     {
+        _lastTgid = -1;
         _tgids.Remove(pid);
         if (groupDead) _maps.Remove(pid);
     }

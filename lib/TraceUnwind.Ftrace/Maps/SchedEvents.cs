@@ -60,7 +60,7 @@ public static class SchedEvents
 /// maps source: the first pass over a file (so snapshots know every exec before the rewrite
 /// starts) and the look-ahead over each newly read buffer of a pipe.
 /// </summary>
-public sealed class ExecScanner(IMapsSource maps) : ILineHandler
+public sealed class ExecScanner(IMapsSource maps) : ILineHandler, ILookahead
 {
     public long ExecsSeen { get; private set; }
 
@@ -116,6 +116,9 @@ public sealed class ExecScanner(IMapsSource maps) : ILineHandler
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    /// <summary>Look-ahead over a pipe: the same chunk search.</summary>
+    public void Scan(ReadOnlySpan<byte> completeLines, long byteOffset) => ScanChunk(completeLines, byteOffset);
+
     private void ScanChunk(ReadOnlySpan<byte> chunk, long chunkOffset)
     {
         int from = 0;

@@ -25,3 +25,13 @@ public interface ILineHandler
     /// <summary>The input has nothing more buffered: output is about to be flushed (a pipe went idle).</summary>
     void OnIdle();
 }
+
+/// <summary>
+/// Scans input ahead of the line handler (<see cref="LinePipeline"/>'s look-ahead): gets each
+/// newly arrived run of complete lines once, in order, before any of them is handled.
+/// </summary>
+public interface ILookahead
+{
+    /// <summary><paramref name="completeLines"/> ends with a newline; <paramref name="byteOffset"/> is where it starts in the input.</summary>
+    void Scan(ReadOnlySpan<byte> completeLines, long byteOffset);
+}

@@ -46,7 +46,9 @@ public sealed class LinePipeline
 {
     private readonly ILineHandler _handler;
     private readonly LineFramer _framer;
-    private readonly LineFramer? _lookahead;
+    private readonly ILookahead? _lookahead;
+    private long _scannedTo;          // input offset up to which the look-ahead has seen complete lines
+    private byte[] _lookaheadCopy = Array.Empty<byte>();
     private readonly LinePipelineOptions _options;
 
     /// <param name="handler">Gets every line; may replace it.</param>
@@ -56,12 +58,12 @@ public sealed class LinePipeline
     /// it never delays output). Its replacements are ignored.
     /// </param>
     public LinePipeline(ILineHandler handler, LinePipelineOptions? options = null, ErrorTally? tally = null,
-        string? sourceName = null, ILineHandler? lookahead = null)
+        string? sourceName = null, ILookahead? lookahead = null)
     {
         _handler = handler;
         _options = options ?? new LinePipelineOptions();
         _framer = new LineFramer(handler, _options.MaxLineLength, tally, sourceName);
-        if (lookahead is not null) _lookahead = new LineFramer(lookahead, _options.MaxLineLength);
+        _lookahead = lookahead;
     }
 
     /// <summary>The framer (line count, byte offset).</summary>
@@ -111,8 +113,7 @@ public sealed class LinePipeline
             var toProcess = buffer;
             if (_lookahead is not null)
             {
-                long skip = Math.Clamp(_lookahead.ByteOffset - _framer.ByteOffset, 0, buffer.Length);
-                _lookahead.Process(buffer.Slice(skip), final, null);
+                ScanAhead(buffer, final);
                 if (!final && !idle && buffer.Length > _options.LookaheadBytes)
                     toProcess = buffer.Slice(0, buffer.Length - _options.LookaheadBytes);
                 else if (!final && !idle)
@@ -123,7 +124,8 @@ public sealed class LinePipeline
             // Counted on the input side: a writer may drop data silently once its reader is gone
             // (Pipe does), and only a flush tells.
             sinceFlush += _framer.ByteOffset - before;
-            heldBack = toProcess.Length < buffer.Length && buffer.Slice(consumed).PositionOf((byte)'\n') is not null;
+            // Lines were held back (not just a partial last line) when the look-ahead cut the buffer.
+            heldBack = toProcess.Length < buffer.Length;
             input.AdvanceTo(consumed, buffer.End);
             if (idle) _handler.OnIdle();
             if (output is not null && (final || idle || sinceFlush >= _options.FlushThreshold))
@@ -135,6 +137,41 @@ public sealed class LinePipeline
         }
         _handler.OnIdle();
         return canceled ? PipelineEnd.Canceled : PipelineEnd.Completed;
+    }
+
+    /// <summary>Gives the look-ahead the complete lines that arrived since the last read.</summary>
+    private void ScanAhead(in ReadOnlySequence<byte> buffer, bool final)
+    {
+        long skip = Math.Clamp(_scannedTo - _framer.ByteOffset, 0, buffer.Length);
+        var fresh = buffer.Slice(skip);
+        long length = fresh.Length;
+        if (!final)
+        {
+            // Up to the last newline: find it from the end, segment by segment.
+            length = 0;
+            long segmentStart = 0;
+            foreach (var m in fresh)
+            {
+                int nl = m.Span.LastIndexOf((byte)'\n');
+                if (nl >= 0) length = segmentStart + nl + 1;
+                segmentStart += m.Length;
+            }
+        }
+        if (length == 0) return;
+        var lines = fresh.Slice(0, length);
+        long offset = _framer.ByteOffset + skip;
+        if (lines.IsSingleSegment)
+        {
+            _lookahead!.Scan(lines.FirstSpan, offset);
+        }
+        else
+        {
+            // Rare (a run across pipe segments): one copy, bounded by what one read delivers.
+            if (_lookaheadCopy.Length < length) _lookaheadCopy = new byte[Math.Max(length, _lookaheadCopy.Length * 2)];
+            lines.CopyTo(_lookaheadCopy);
+            _lookahead!.Scan(_lookaheadCopy.AsSpan(0, (int)length), offset);
+        }
+        _scannedTo = offset + length;
     }
 
     /// <summary>Flushes; false when the reader of the output has gone (completed pipe, EPIPE).</summary>
