@@ -66,6 +66,9 @@ public sealed class MapsSnapshots : IMapsSource
     private TracePoint _lastWhen;
     private Snapshot? _lastSnap;
 
+    /// <summary>Execs remembered per process (the oldest are forgotten first).</summary>
+    public const int MaxExecsPerProcess = 4096;
+
     public bool IsTimeAware => true;
 
     public int SnapshotCount => _order;
@@ -110,6 +113,8 @@ public sealed class MapsSnapshots : IMapsSource
         int i = p.Execs.BinarySearch(key);
         if (i >= 0) return;                                    // seen in the scan before
         p.Execs.Insert(~i, key);
+        // Bounded on endless input: a pid that keeps exec'ing (reuse) keeps its latest execs.
+        if (p.Execs.Count > MaxExecsPerProcess) p.Execs.RemoveAt(0);
         _lastTgid = int.MinValue;
     }
 
