@@ -40,7 +40,8 @@ public sealed record LinePipelineOptions
 /// writes to a <see cref="PipeWriter"/>. Output is flushed whenever the input has nothing more
 /// buffered (the next read would wait), so a person watching <c>trace_pipe</c> sees each block as
 /// soon as its last line arrived, and otherwise every <see cref="LinePipelineOptions.FlushThreshold"/>
-/// bytes. Memory is bounded by the reader's buffer, one line (capped) and the flush threshold.
+/// bytes. Memory is bounded by the reader's buffer, one line (capped), the look-ahead window and
+/// the flush threshold.
 /// </summary>
 public sealed class LinePipeline
 {
@@ -53,9 +54,11 @@ public sealed class LinePipeline
 
     /// <param name="handler">Gets every line; may replace it.</param>
     /// <param name="lookahead">
-    /// Optional scanner that sees every complete line of each newly read buffer before
-    /// <paramref name="handler"/> does (a look-ahead bounded by what the input already delivered;
-    /// it never delays output). Its replacements are ignored.
+    /// Optional scanner that sees the complete lines of each newly read buffer before
+    /// <paramref name="handler"/> does. With one, while input keeps arriving the last
+    /// <see cref="LinePipelineOptions.LookaheadBytes"/> are held back, so every line is handled
+    /// with at least that much input scanned ahead; after <see cref="LinePipelineOptions.IdleDelay"/>
+    /// without input they are handled and flushed anyway.
     /// </param>
     public LinePipeline(ILineHandler handler, LinePipelineOptions? options = null, ErrorTally? tally = null,
         string? sourceName = null, ILookahead? lookahead = null)
