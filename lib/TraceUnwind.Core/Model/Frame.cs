@@ -44,7 +44,7 @@ public enum FrameFlags : byte
 /// One frame of a sample's stack: the runtime address and, where a front end found one, the
 /// mapping used to name it. For perf input the mapping contains the address; for ftrace the
 /// kernel's <c>find_vma</c> rule applies and the mapping may lie above it (wrapped offset).
-/// A struct of 24 bytes; frames live in pooled arrays, never one object per frame.
+/// A small struct; frames live in pooled arrays, never one object per frame.
 /// </summary>
 public readonly struct Frame
 {
@@ -56,10 +56,26 @@ public readonly struct Frame
         Flags = flags;
     }
 
+    /// <summary>
+    /// A frame whose name the input already carries (ftrace prints kernel frames as symbols,
+    /// <c> => do_syscall_64+0x1fa/0x280</c>, with an address only under <c>sym-addr</c>).
+    /// </summary>
+    public Frame(ulong address, FrameKind kind, Mapping? mapping, FrameFlags flags, string? symbol)
+        : this(address, kind, mapping, flags)
+    {
+        Symbol = symbol;
+    }
+
     public ulong Address { get; }
     public Mapping? Mapping { get; }
     public FrameKind Kind { get; }
     public FrameFlags Flags { get; }
+
+    /// <summary>
+    /// The symbol name the front end read from its input (interned), without offset or size;
+    /// null when the frame is to be named by an <c>ISymbolizer</c>. Outputs prefer it to a lookup.
+    /// </summary>
+    public string? Symbol { get; }
 
     public bool IsReliable => (Flags & FrameFlags.Unreliable) == 0;
     public bool IsUserSide => Kind is FrameKind.User or FrameKind.GuestUser or FrameKind.UserLost or FrameKind.DeferredCookie;
@@ -76,7 +92,7 @@ public readonly struct Frame
     /// <summary><c>ip - mapping start + pgoff</c> (perf's file-relative address); 0 without a mapping.</summary>
     public ulong FileOffset => Mapping is null ? 0 : Mapping.FileOffset(Address);
 
-    public Frame WithFlags(FrameFlags flags) => new(Address, Kind, Mapping, flags);
+    public Frame WithFlags(FrameFlags flags) => new(Address, Kind, Mapping, flags, Symbol);
 
     public override string ToString() => Mapping is { IsFileBacked: true } m
         ? $"{Address:x} {m.Path}[+0x{Offset:x}]"

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 namespace TraceUnwind.Processes;
 
 /// <summary>
@@ -69,6 +70,7 @@ public sealed class AddressSpace
     }
 
     /// <summary>The mapping that contains <paramref name="address"/>, if any.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public Mapping? Find(ulong address)
     {
         int i = FirstEndAbove(address);
@@ -81,12 +83,14 @@ public sealed class AddressSpace
     /// <paramref name="address"/>. It need not contain the address (an address in a gap gets
     /// the next mapping up); ftrace's sym-userobj prints <c>ip - vm_start</c> of it, wrapped.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public Mapping? FindVma(ulong address)
     {
         int i = FirstEndAbove(address);
         return i < _maps.Count ? _maps[i] : null;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private int FirstEndAbove(ulong address)
     {
         int lo = 0, hi = _maps.Count;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Buffers;
 using TraceUnwind.Processes;
 using TraceUnwind.Text;
@@ -13,6 +14,7 @@ namespace TraceUnwind.Symbols;
 public static class UserObj
 {
     /// <summary>Writes <c>path[+0xOFF]</c> for <paramref name="address"/> in <paramref name="mapping"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Write(IBufferWriter<byte> writer, Mapping mapping, ulong address, bool withAddress = false)
     {
         var path = mapping.PathUtf8;

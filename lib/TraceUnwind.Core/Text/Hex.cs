@@ -12,6 +12,7 @@ public static class Hex
     public static int DigitCount(ulong value) => value == 0 ? 1 : (64 - System.Numerics.BitOperations.LeadingZeroCount(value) + 3) >> 2;
 
     /// <summary>Writes <paramref name="value"/> as hex, zero-padded to <paramref name="minDigits"/>; returns bytes written.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static int Write(Span<byte> destination, ulong value, int minDigits = 1)
     {
         int n = Math.Max(DigitCount(value), minDigits);
@@ -25,6 +26,7 @@ public static class Hex
     }
 
     /// <summary>Parses lower- or upper-case hex digits; false on anything else or overflow.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static bool TryParse(ReadOnlySpan<byte> text, out ulong value)
     {
         value = 0;

@@ -1,18 +1,328 @@
 using System.CommandLine;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+using TraceUnwind.Diagnostics;
+using TraceUnwind.Ftrace.Maps;
+using TraceUnwind.Ftrace.Pipeline;
+using TraceUnwind.Ftrace.Rewrite;
+using TraceUnwind.Symbols;
 
 namespace TraceUnwind.Cli.Commands;
 
-/// <summary>`traceunwind rewrite`: not wired yet.</summary>
+/// <summary>
+/// <c>traceunwind rewrite [FILE|-] [--maps PATH]... [--keep-address] [--symbols] [-o FILE]</c>:
+/// ftrace text in, the same text out with user frames written <c>path[+0xOFF]</c> as the
+/// kernel's sym-userobj prints them. Wiring only; the work is <see cref="FtraceRewriter"/>.
+/// </summary>
 internal static class RewriteCommand
 {
+    /// <summary>
+    /// Makes the user-space symbolizer <c>--symbols</c> needs (the ELF <c>.symtab</c>/<c>.dynsym</c>
+    /// reader of TraceUnwind.Unwinding). Null until the integrator plugs it in; <c>--symbols</c>
+    /// then reports that it is not available.
+    /// </summary>
+    internal static Func<ErrorTally, ISymbolizer>? UserSymbolizerFactory { get; set; }
+
+    /// <summary>
+    /// Reads a perf.data's side-band records into a timeline for <c>--perf</c>: MMAP/MMAP2 →
+    /// <see cref="MapsTimeline.Mmap"/>, COMM with PERF_RECORD_MISC_COMM_EXEC → <see cref="MapsTimeline.Exec"/>,
+    /// FORK → <see cref="MapsTimeline.Fork"/>, EXIT → <see cref="MapsTimeline.Exit"/>, each at the record's
+    /// sample time (ns, perf's clock). Null until the integrator plugs in the perf front end;
+    /// <c>--perf</c> then reports that it is not available.
+    /// </summary>
+    internal static Func<string, ErrorTally, CancellationToken, Task<IMapsTimeline>>? PerfTimelineLoader { get; set; }
+
+    private static readonly Argument<string> InputArgument = new("input")
+    {
+        Description = "ftrace text: a `trace` or `trace_pipe` copy, `trace-cmd report` output; - or nothing reads stdin",
+        Arity = ArgumentArity.ZeroOrOne,
+        DefaultValueFactory = _ => "-",
+    };
+
+    private static readonly Option<string[]> MapsOption = new("--maps")
+    {
+        Description = "maps snapshots instead of live /proc: a file of sections headed '==> /proc/PID/maps <==' or " +
+                      "'==> /proc/TGID/task/TID/maps <==' (what `tail -n +1 /proc/[0-9]*/maps` prints), each optionally " +
+                      "followed by ' @ SECONDS' in the trace's clock; or a directory of such files. Repeatable.",
+    };
+
+    private static readonly Option<string?> PerfOption = new("--perf")
+    {
+        Description = "address spaces from the MMAP/MMAP2/COMM/FORK/EXIT records of a perf.data recorded alongside " +
+                      "(perf record -a -e dummy -k CLOCK ...), looked up at each event's time",
+    };
+
+    private static readonly Option<string?> ClockOffsetOption = new("--clock-offset")
+    {
+        Description = "SECONDS to subtract from the trace's timestamps to get perf's (ftrace time minus perf time; " +
+                      "0 when both use the same clock: trace_clock mono + perf -k CLOCK_MONOTONIC, or trace_clock perf)",
+    };
+
+    private static readonly Option<bool> KeepAddressOption = new("--keep-address")
+    {
+        Description = "write the sym-addr form 'path[+0xOFF] <00007f...>' (the kernel's sym-userobj + sym-addr)",
+    };
+
+    private static readonly Option<bool> SymbolsOption = new("--symbols")
+    {
+        Description = "append ' symbol+0xoff' from the ELF symbol tables to each rewritten frame",
+    };
+
+    private static readonly Option<string?> OutputOption = new("--output", "-o")
+    {
+        Description = "write here instead of stdout",
+    };
+
+    private static readonly Option<int> MaxLineOption = new("--max-line-length")
+    {
+        Description = "longer lines pass through unchanged and are counted",
+        DefaultValueFactory = _ => LineFramer.DefaultMaxLineLength,
+    };
+
+    private static readonly Option<bool> StatsOption = new("--stats")
+    {
+        Description = "print what was rewritten to stderr at the end",
+    };
+
+    private static readonly Option<string> ProcRootOption = new("--proc-root")
+    {
+        Description = "where the live source reads PID/maps and PID/status (default /proc)",
+        DefaultValueFactory = _ => "/proc",
+        Hidden = true,
+    };
+
     public static Command Create()
     {
-        var cmd = new Command("rewrite", "(not implemented yet)");
-        cmd.SetAction(_ =>
+        var cmd = new Command("rewrite",
+            "Rewrite the user stacks of ftrace text (trace, trace_pipe, trace-cmd report): raw frames ' =>  <00007f...>' " +
+            "become ' => /usr/lib/x86_64-linux-gnu/libc.so.6[+0xadbd3]' exactly as the kernel's sym-userobj option prints " +
+            "them, everything else passes through byte for byte. Address spaces come from live /proc (default) or --maps " +
+            "snapshots chosen by the event's time. Example: sudo cat /sys/kernel/tracing/trace_pipe | traceunwind rewrite");
+        cmd.Arguments.Add(InputArgument);
+        cmd.Options.Add(MapsOption);
+        cmd.Options.Add(PerfOption);
+        cmd.Options.Add(ClockOffsetOption);
+        cmd.Options.Add(KeepAddressOption);
+        cmd.Options.Add(SymbolsOption);
+        cmd.Options.Add(OutputOption);
+        cmd.Options.Add(MaxLineOption);
+        cmd.Options.Add(StatsOption);
+        cmd.Options.Add(ProcRootOption);
+        cmd.Validators.Add(r =>
         {
-            Console.Error.WriteLine("traceunwind rewrite: not implemented yet");
-            return (int)ExitCode.InputError;
+            if (r.GetValue(PerfOption) is not null && r.GetValue(MapsOption) is { Length: > 0 })
+                r.AddError("--perf and --maps are two sources of address spaces: give one");
+            if (r.GetValue(ClockOffsetOption) is { } off && r.GetValue(PerfOption) is null)
+                r.AddError("--clock-offset applies to --perf");
+            if (r.GetValue(ClockOffsetOption) is { } o && !TryParseSeconds(o, out _))
+                r.AddError($"--clock-offset: '{o}' is not a number of seconds (e.g. 0.03042 or -1.5)");
+        });
+        MaxLineOption.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 256) r.AddError("--max-line-length must be at least 256 (the kernel prints lines of up to 8 KiB)");
+        });
+        cmd.SetAction(async (parseResult, ct) =>
+        {
+            string? output = parseResult.GetValue(OutputOption);
+            // fd 1 and 2 directly, not through System.Console: on Ctrl-C the runtime raises
+            // CancelKeyPress (System.CommandLine then waits for this action) while holding the
+            // console's lock, which Console streams take on every write: the final flush would wait
+            // out the termination timeout instead of writing what was read.
+            await using var stdout = output is null ? OpenStdStream(1, FileAccess.Write) ?? Console.OpenStandardOutput() : null;
+            await using var stderrStream = OpenStdStream(2, FileAccess.Write);
+            await using var stderr = stderrStream is null ? null : new StreamWriter(stderrStream) { AutoFlush = true };
+            // Ctrl-C / SIGTERM: stop reading, write out what was read, exit 130. (System.CommandLine
+            // 2.0.0's Invoke leaves SIGINT at the default action here, which kills the process
+            // without a flush.) A second signal takes the default action.
+            using var interrupt = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            void OnSignal(PosixSignalContext c)
+            {
+                if (interrupt.IsCancellationRequested) return;
+                c.Cancel = true;
+                interrupt.Cancel();
+            }
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+            return await RunAsync(
+                parseResult.GetValue(InputArgument) ?? "-",
+                parseResult.GetValue(MapsOption) ?? [],
+                parseResult.GetValue(PerfOption),
+                TryParseSeconds(parseResult.GetValue(ClockOffsetOption) ?? "0", out long offsetNs) ? offsetNs : 0,
+                parseResult.GetValue(KeepAddressOption),
+                parseResult.GetValue(SymbolsOption),
+                output,
+                parseResult.GetValue(MaxLineOption),
+                parseResult.GetValue(StatsOption),
+                parseResult.GetValue(ProcRootOption) ?? "/proc",
+                stdout, (TextWriter?)stderr ?? Console.Error, interrupt.Token).ConfigureAwait(false);
         });
         return cmd;
+    }
+
+    /// <summary>The command's work, testable with any streams.</summary>
+    internal static async Task<int> RunAsync(string input, string[] maps, string? perf, long clockOffsetNs, bool keepAddress, bool symbols, string? outputPath,
+        int maxLineLength, bool stats, string procRoot, Stream? stdout, TextWriter stderr, CancellationToken ct)
+    {
+        var tally = new ErrorTally();
+        IMapsSource source;
+        try
+        {
+            if (perf is not null)
+            {
+                if (PerfTimelineLoader is null)
+                {
+                    await stderr.WriteLineAsync("traceunwind rewrite: --perf: perf.data side-band reading is not wired in this build").ConfigureAwait(false);
+                    return (int)ExitCode.UsageError;
+                }
+                source = new TimelineMapsSource(await PerfTimelineLoader(perf, tally, ct).ConfigureAwait(false), clockOffsetNs);
+            }
+            else
+            {
+                source = maps.Length > 0 ? MapsSnapshotReader.Load(maps, tally) : new LiveProcMaps(procRoot);
+            }
+        }
+        catch (TraceFormatException ex)
+        {
+            await stderr.WriteLineAsync($"traceunwind rewrite: {ex.Message}").ConfigureAwait(false);
+            return (int)ExitCode.InputError;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            await stderr.WriteLineAsync($"traceunwind rewrite: --maps: {ex.Message}").ConfigureAwait(false);
+            return (int)ExitCode.InputError;
+        }
+        ISymbolizer? symbolizer = null;
+        if (symbols)
+        {
+            if (UserSymbolizerFactory is null)
+            {
+                await stderr.WriteLineAsync("traceunwind rewrite: --symbols: no ELF symbolizer in this build").ConfigureAwait(false);
+                return (int)ExitCode.UsageError;
+            }
+            symbolizer = UserSymbolizerFactory(tally);
+        }
+
+        Stream inStream;
+        string name;
+        try
+        {
+            (inStream, name) = OpenInput(input);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            await stderr.WriteLineAsync($"traceunwind rewrite: {input}: {ex.Message}").ConfigureAwait(false);
+            return (int)ExitCode.InputError;
+        }
+        await using var _in = inStream.ConfigureAwait(false);
+        if (inStream.CanSeek && Sniff(inStream) is { } refusal)
+        {
+            await stderr.WriteLineAsync($"traceunwind rewrite: {name}: {refusal}").ConfigureAwait(false);
+            return (int)ExitCode.InputError;
+        }
+
+        Stream outStream;
+        try
+        {
+            outStream = outputPath is null ? stdout ?? Console.OpenStandardOutput() : new FileStream(outputPath, FileMode.Create, FileAccess.Write, FileShare.Read, 1);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            await stderr.WriteLineAsync($"traceunwind rewrite: {outputPath}: {ex.Message}").ConfigureAwait(false);
+            return (int)ExitCode.InputError;
+        }
+
+        RewriteResult result;
+        try
+        {
+            result = await FtraceRewriter.RunAsync(inStream, outStream,
+                new RewriteOptions { Maps = source, KeepAddress = keepAddress, Symbolizer = symbolizer, MaxLineLength = maxLineLength },
+                tally, name, ct).ConfigureAwait(false);
+        }
+        catch (IOException ex)
+        {
+            await stderr.WriteLineAsync($"traceunwind rewrite: {name}: {ex.Message}").ConfigureAwait(false);
+            return (int)ExitCode.InputError;
+        }
+        finally
+        {
+            if (outputPath is not null) await outStream.DisposeAsync().ConfigureAwait(false);
+        }
+        if (stats)
+        {
+            var s = result.Statistics;
+            await stderr.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                $"traceunwind rewrite: {result.Lines} lines, {s.UserFrames} user frames: {s.Rewritten} rewritten, {s.LeftRaw} left raw, " +
+                $"{s.Corrected} corrected, {s.AlreadyResolved} already resolved, {s.WithoutContext} without pid; {result.ExecsScanned} execs scanned")).ConfigureAwait(false);
+        }
+        tally.WriteSummary(stderr);
+        return result.End switch
+        {
+            PipelineEnd.Canceled => (int)ExitCode.Interrupted,
+            _ => (int)ExitCode.Ok,   // a closed stdout (| head) ends the run quietly
+        };
+    }
+
+    /// <summary>Parses <c>[-]SECONDS[.FRACTION]</c> into ns, exactly (no floating point).</summary>
+    internal static bool TryParseSeconds(string text, out long ns)
+    {
+        ns = 0;
+        var t = text.Trim();
+        bool negative = t.StartsWith('-');
+        if (negative || t.StartsWith('+')) t = t[1..];
+        if (!TraceUnwind.Ftrace.Parsing.TraceTimestamp.TryParseDecimal(System.Text.Encoding.ASCII.GetBytes(t), out ulong whole, out ulong frac, out _)
+            || whole > (ulong)(long.MaxValue / 1_000_000_000L) - 1)
+            return false;
+        ns = (long)(whole * 1_000_000_000UL + frac);
+        if (negative) ns = -ns;
+        return true;
+    }
+
+    private static FileStream? OpenStdStream(int fd, FileAccess access)
+    {
+        try
+        {
+            return new FileStream(new SafeFileHandle(fd, ownsHandle: false), access, 1);
+        }
+        catch (Exception ex) when (ex is ArgumentException or IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>A file, or stdin (<c>-</c>) opened on fd 0 so that <c>&lt; trace.txt</c> stays seekable (two passes for --maps).</summary>
+    private static (Stream Stream, string Name) OpenInput(string input)
+    {
+        if (input != InputSource.StdinName)
+        {
+            if (Directory.Exists(input)) throw new IOException("is a directory");
+            return (new FileStream(input, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1, FileOptions.SequentialScan), input);
+        }
+        try
+        {
+            return (new FileStream(new SafeFileHandle(0, ownsHandle: false), FileAccess.Read, 1), "stdin");
+        }
+        catch (Exception ex) when (ex is ArgumentException or IOException or UnauthorizedAccessException)
+        {
+            return (Console.OpenStandardInput(), "stdin");
+        }
+    }
+
+    /// <summary>Refuses binary inputs with a precise message (rewrite reads text); null for text.</summary>
+    private static string? Sniff(Stream s)
+    {
+        long start = s.Position;
+        var head = new byte[16];
+        int n = s.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+        s.Position = start;
+        var format = InputSource.Sniff(head.AsSpan(0, n));
+        return format switch
+        {
+            InputFormat.PerfFile or InputFormat.PerfPipe => "this is perf.data; rewrite reads ftrace text (use `traceunwind script` for perf.data)",
+            _ when n >= 4 && head[0] == 0x1f && head[1] == 0x8b => "gzip data: decompress it first (zcat FILE | traceunwind rewrite)",
+            _ when n >= 8 && head.AsSpan(0, 8).SequenceEqual(new byte[] { 0x17, 0x08, 0x44, (byte)'t', (byte)'r', (byte)'a', (byte)'c', (byte)'i' }) =>
+                "a trace-cmd trace.dat: render it with `trace-cmd report` and pipe that in",
+            _ => null,
+        };
     }
 }
