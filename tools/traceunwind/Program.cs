@@ -24,6 +24,9 @@ public static class Program
     /// <summary>The command tree; each command wires its own options in its <c>Create()</c>.</summary>
     public static RootCommand BuildRoot()
     {
+        // rewrite's hooks into the other libraries (the ftrace front end knows no perf.data and no ELF).
+        RewriteCommand.PerfTimelineLoader ??= PerfSideband.LoadAsync;
+        RewriteCommand.UserSymbolizerFactory ??= _ => new TraceUnwind.Unwinding.Modules.ElfSymbolizer();
         var root = new RootCommand(
             "TraceUnwind: turns Linux trace captures (perf.data, ftrace text) into stacks people can read.\n" +
             "User frames are written path[+0xOFF] exactly as the kernel's ftrace sym-userobj option prints them.");

@@ -16,6 +16,8 @@ internal static class SampleCommandRunner
         Func<Stream, ISymbolizer?, ISampleSink> makeSink, CancellationToken cancellationToken)
     {
         var stderr = CliConsole.Error;
+        using var termination = Termination.Watch(cancellationToken);
+        cancellationToken = termination.Token;
         string inputPath = parseResult.GetValue(options.Input) ?? InputSource.StdinName;
         var tally = new ErrorTally();
 
@@ -63,8 +65,17 @@ internal static class SampleCommandRunner
             using (output)
             using (var progress = Progress.Create(stderr, $"traceunwind {command}: {input.Name}", input.Length))
             {
+                ISampleSource source;
+                try
+                {
+                    source = SourceFactory.Create(input, parseResult, options, tally, progress);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or TraceFormatException)
+                {
+                    stderr.WriteLine($"traceunwind {command}: {e.Message}");
+                    return (int)ExitCode.InputError;
+                }
                 var sink = makeSink(output, symbolizer);
-                var source = SourceFactory.Create(input, parseResult, options, tally, progress);
                 var code = ExitCode.Ok;
                 try
                 {

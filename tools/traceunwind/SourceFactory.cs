@@ -1,5 +1,7 @@
 using System.CommandLine;
 using TraceUnwind.Diagnostics;
+using TraceUnwind.Ftrace;
+using TraceUnwind.Ftrace.Maps;
 using TraceUnwind.Model;
 using TraceUnwind.Perf;
 using TraceUnwind.Perf.Deferred;
@@ -14,9 +16,20 @@ internal static class SourceFactory
         input.Format switch
         {
             InputFormat.PerfFile or InputFormat.PerfPipe => CreatePerf(input, parseResult, options, tally, progress),
-            InputFormat.Text => throw new NotSupportedException("ftrace front end not wired yet"),
+            InputFormat.Text => CreateFtrace(input, parseResult, options, tally),
             _ => throw new InvalidOperationException($"no front end for {input.Format}"),
         };
+
+    /// <summary>
+    /// ftrace text: user frames get the mapping the kernel's find_vma rule gives in the address space of the
+    /// event's process — from <c>--maps</c> snapshots at the event's time, else live from /proc.
+    /// </summary>
+    private static FtraceSampleSource CreateFtrace(InputSource input, ParseResult parseResult, SampleOptions options, ErrorTally tally)
+    {
+        var maps = parseResult.GetValue(options.Maps) ?? [];
+        IMapsSource source = maps.Length > 0 ? MapsSnapshotReader.Load(maps, tally) : new LiveProcMaps();
+        return new FtraceSampleSource(input.Stream, input.Name, new FtraceSampleSourceOptions { Maps = source, CompleteSink = false }, tally);
+    }
 
     private static PerfSampleSource CreatePerf(InputSource input, ParseResult parseResult, SampleOptions options, ErrorTally tally, Progress progress)
     {

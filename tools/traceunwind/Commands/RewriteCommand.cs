@@ -129,21 +129,11 @@ internal static class RewriteCommand
             // CancelKeyPress (System.CommandLine then waits for this action) while holding the
             // console's lock, which Console streams take on every write: the final flush would wait
             // out the termination timeout instead of writing what was read.
-            await using var stdout = output is null ? OpenStdStream(1, FileAccess.Write) ?? Console.OpenStandardOutput() : null;
-            await using var stderrStream = OpenStdStream(2, FileAccess.Write);
+            await using var stdout = output is null ? CliConsole.OpenFd(1, FileAccess.Write) ?? Console.OpenStandardOutput() : null;
+            await using var stderrStream = CliConsole.OpenFd(2, FileAccess.Write);
             await using var stderr = stderrStream is null ? null : new StreamWriter(stderrStream) { AutoFlush = true };
-            // Ctrl-C / SIGTERM: stop reading, write out what was read, exit 130. (System.CommandLine
-            // 2.0.0's Invoke leaves SIGINT at the default action here, which kills the process
-            // without a flush.) A second signal takes the default action.
-            using var interrupt = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            void OnSignal(PosixSignalContext c)
-            {
-                if (interrupt.IsCancellationRequested) return;
-                c.Cancel = true;
-                interrupt.Cancel();
-            }
-            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
-            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+            // Ctrl-C / SIGTERM: stop reading, write out what was read, exit 130.
+            using var interrupt = Termination.Watch(ct);
             return await RunAsync(
                 parseResult.GetValue(InputArgument) ?? "-",
                 parseResult.GetValue(MapsOption) ?? [],
@@ -276,18 +266,6 @@ internal static class RewriteCommand
         ns = (long)(whole * 1_000_000_000UL + frac);
         if (negative) ns = -ns;
         return true;
-    }
-
-    private static FileStream? OpenStdStream(int fd, FileAccess access)
-    {
-        try
-        {
-            return new FileStream(new SafeFileHandle(fd, ownsHandle: false), access, 1);
-        }
-        catch (Exception ex) when (ex is ArgumentException or IOException or UnauthorizedAccessException)
-        {
-            return null;
-        }
     }
 
     /// <summary>A file, or stdin (<c>-</c>) opened on fd 0 so that <c>&lt; trace.txt</c> stays seekable (two passes for --maps).</summary>
