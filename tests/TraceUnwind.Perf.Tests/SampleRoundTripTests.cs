@@ -55,8 +55,10 @@ public sealed class SampleRoundTripTests
             {
                 if (1UL << bit != (ulong)PerfSampleType.Read) { d.Add(1UL << bit, AllReadFlags, be); continue; }
                 // READ with every read_format: each subset of ENABLED/RUNNING/ID/LOST, with and without GROUP.
-                for (ulong rf = 0; rf < 16; rf++)
+                for (ulong subset = 0; subset < 16; subset++)
                 {
+                    // Bits 0-2 are ENABLED/RUNNING/ID; subset bit 3 stands for LOST (16), GROUP (8) is added below.
+                    ulong rf = (subset & 7) | ((subset & 8) != 0 ? (ulong)PerfReadFormat.Lost : 0);
                     d.Add(1UL << bit, rf, be);
                     d.Add(1UL << bit, rf | (ulong)PerfReadFormat.Group, be);
                 }
