@@ -100,6 +100,69 @@ public sealed class FrameNamer
     }
 
     /// <summary>
+    /// The bytes <see cref="WriteScriptLine"/> may need for <paramref name="frame"/> (an upper bound),
+    /// resolving its symbol once: pass <paramref name="hit"/> and the result on to <see cref="WriteScriptLine"/>.
+    /// </summary>
+    internal int ScriptLineBound(in Frame frame, out bool resolved, out SymbolHit hit)
+    {
+        resolved = TryResolve(frame, out hit);
+        // tab, 16 columns, space, "? ", the longest fixed symbol, " (", ")\n".
+        int bound = 1 + 16 + 1 + 2 + LostName.Length + 2 + 2;
+        if (resolved) bound += Encoding.UTF8.GetMaxByteCount(hit.Name.Length) + 3 + 16;
+        if (frame.HasFileMapping) bound += frame.Mapping!.PathUtf8.Length + 4 + 16 + 1;
+        else bound += ModuleBytes(frame).Length;
+        return bound;
+    }
+
+    /// <summary>
+    /// One frame line of <c>script</c>: <c>\t{address,16:x} [? ]{symbol} ({dso})\n</c>, the symbol as
+    /// <see cref="WriteScriptSymbol"/> and the dso as <see cref="WriteDso"/> write them, straight into
+    /// <paramref name="destination"/>, which holds at least <see cref="ScriptLineBound"/> bytes. Returns the length.
+    /// </summary>
+    internal int WriteScriptLine(Span<byte> destination, in Frame frame, bool resolved, in SymbolHit hit)
+    {
+        var kind = frame.Kind;
+        destination[0] = (byte)'\t';
+        Hex.WriteFixed16(destination[1..], kind == FrameKind.UserLost ? 0 : frame.Address, (byte)' ');
+        destination[17] = (byte)' ';
+        int p = 18;
+        if ((frame.Flags & FrameFlags.Unreliable) != 0)
+        {
+            destination[p++] = (byte)'?';
+            destination[p++] = (byte)' ';
+        }
+        if (kind == FrameKind.UserLost) p += Put(destination, p, "[deferred user stack lost]"u8);
+        else if (kind == FrameKind.DeferredCookie) p += Put(destination, p, "(cookie)"u8);
+        else if (resolved)
+        {
+            p += Encoding.UTF8.GetBytes(hit.Name, destination[p..]);
+            p += Put(destination, p, "+0x"u8);
+            p += Hex.WriteWithSlack(destination[p..], hit.Offset);
+        }
+        else p += Put(destination, p, "[unknown]"u8);
+        destination[p++] = (byte)' ';
+        destination[p++] = (byte)'(';
+        if (frame.HasFileMapping)
+        {
+            var m = frame.Mapping!;
+            p += Put(destination, p, m.PathUtf8);
+            p += Put(destination, p, "[+0x"u8);
+            p += Hex.WriteWithSlack(destination[p..], m.Offset(frame.Address));
+            destination[p++] = (byte)']';
+        }
+        else p += Put(destination, p, ModuleBytes(frame));
+        destination[p++] = (byte)')';
+        destination[p++] = (byte)'\n';
+        return p;
+    }
+
+    private static int Put(Span<byte> destination, int at, ReadOnlySpan<byte> bytes)
+    {
+        bytes.CopyTo(destination[at..]);
+        return bytes.Length;
+    }
+
+    /// <summary>
     /// perf script's dso column: <c>path[+0xOFF]</c> (sym-userobj) for a user frame in a file mapping,
     /// otherwise <see cref="WriteModule"/>.
     /// </summary>

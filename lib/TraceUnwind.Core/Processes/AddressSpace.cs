@@ -4,19 +4,41 @@ namespace TraceUnwind.Processes;
 /// The mappings of one process, sorted by address and never overlapping, like the kernel's
 /// VMA tree: inserting a mapping cuts away whatever it covers (an <c>mmap(MAP_FIXED)</c> over an
 /// older mapping, ld.so's whole-file map followed by its segments, perf's
-/// <c>maps__fixup_overlappings</c>). Lookups are binary searches and allocate nothing.
+/// <c>maps__fixup_overlappings</c>). Lookups are binary searches over a flat array of mapping
+/// ends, after a check of the mapping the previous lookup found (consecutive frames of a stack
+/// mostly fall in one mapping); they allocate nothing (the lookup arrays are rebuilt, in place,
+/// on the first lookup after a change). Not thread-safe, lookups included: they update that cache.
 /// </summary>
 public sealed class AddressSpace
 {
     // Sorted by Start; pairwise disjoint, so End is sorted too.
     private readonly List<Mapping> _maps;
+    // Lookup view of _maps, rebuilt on the first lookup after a change: the ends in a flat array
+    // (the binary search touches no Mapping object) and the mappings in the same order.
+    private ulong[] _ends = [];
+    private Mapping[] _sorted = [];
+    private int _viewCount;
+    private bool _viewStale = true;
+    // The mapping the last lookup found: consecutive frames of a stack mostly fall in the same one.
+    private Mapping? _lastHit;
 
     public AddressSpace() => _maps = new List<Mapping>();
 
     private AddressSpace(List<Mapping> maps) => _maps = maps;
 
     /// <summary>Changes on every insert or removal, so caches keyed by address can tell they are stale.</summary>
-    public int Generation { get; private set; }
+    public int Generation
+    {
+        get => _generation;
+        private set
+        {
+            _generation = value;
+            _lastHit = null;
+            _viewStale = true;
+        }
+    }
+
+    private int _generation;
 
     public int Count => _maps.Count;
 
@@ -71,9 +93,51 @@ public sealed class AddressSpace
     /// <summary>The mapping that contains <paramref name="address"/>, if any.</summary>
     public Mapping? Find(ulong address)
     {
-        int i = FirstEndAbove(address);
-        if (i < _maps.Count && _maps[i].Start <= address) return _maps[i];
+        var last = _lastHit;
+        if (last is not null && unchecked(address - last.Start) < unchecked(last.End - last.Start)) return last;
+        if (_viewStale) RebuildView();
+        int i = FirstEndAbove(_ends, _viewCount, address);
+        if (i < _viewCount)
+        {
+            var m = _sorted[i];
+            if (m.Start <= address)
+            {
+                _lastHit = m;
+                return m;
+            }
+        }
         return null;
+    }
+
+    private void RebuildView()
+    {
+        int n = _maps.Count;
+        if (_ends.Length < n)
+        {
+            int size = Math.Max(n, _ends.Length * 2);
+            _ends = new ulong[size];
+            _sorted = new Mapping[size];
+        }
+        else if (n < _viewCount) Array.Clear(_sorted, n, _viewCount - n); // drop references to removed mappings
+        for (int i = 0; i < n; i++)
+        {
+            var m = _maps[i];
+            _sorted[i] = m;
+            _ends[i] = m.End;
+        }
+        _viewCount = n;
+        _viewStale = false;
+    }
+
+    private static int FirstEndAbove(ulong[] ends, int count, ulong address)
+    {
+        int lo = 0, hi = count;
+        while (lo < hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (ends[mid] > address) hi = mid; else lo = mid + 1;
+        }
+        return lo;
     }
 
     /// <summary>
@@ -83,8 +147,9 @@ public sealed class AddressSpace
     /// </summary>
     public Mapping? FindVma(ulong address)
     {
-        int i = FirstEndAbove(address);
-        return i < _maps.Count ? _maps[i] : null;
+        if (_viewStale) RebuildView();
+        int i = FirstEndAbove(_ends, _viewCount, address);
+        return i < _viewCount ? _sorted[i] : null;
     }
 
     private int FirstEndAbove(ulong address)
