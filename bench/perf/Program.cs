@@ -7,6 +7,32 @@ using TraceUnwind.Perf;
 // (framing, ordering, decoding) and samples/s through the whole sample pipeline (process model,
 // frames) into a sink that only counts. Without a file argument it builds a larger input from a
 // fixture by repeating its samples (--repeat N, default 200), in memory.
+//
+// --writer script|fold|csv FILE: instead, runs the whole pipeline from FILE into that writer (output
+// discarded) a few times and prints time, GC counts and bytes allocated per run: where memory churns.
+string? writer = args.SkipWhile(a => a != "--writer").Skip(1).FirstOrDefault();
+if (writer is not null)
+{
+    string file = args.Last();
+    for (int round = 0; round < 4; round++)
+    {
+        int g0 = GC.CollectionCount(0), g1 = GC.CollectionCount(1), g2 = GC.CollectionCount(2);
+        long alloc = GC.GetTotalAllocatedBytes(precise: true);
+        var sw = Stopwatch.StartNew();
+        using var fs = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+        ISampleSink sink = writer switch
+        {
+            "script" => new TraceUnwind.Output.PerfScriptWriter(Stream.Null),
+            "fold" => new TraceUnwind.Output.FoldedWriter(Stream.Null),
+            "csv" => new TraceUnwind.Output.CsvSampleWriter(Stream.Null),
+            _ => throw new ArgumentException($"unknown writer {writer}"),
+        };
+        new PerfSampleSource(fs, file, new PerfReadOptions(), new ErrorTally()).RunAsync(sink, CancellationToken.None).GetAwaiter().GetResult();
+        Console.WriteLine($"{writer} round {round}: {sw.Elapsed.TotalMilliseconds:F0} ms, GCs {GC.CollectionCount(0) - g0}/{GC.CollectionCount(1) - g1}/{GC.CollectionCount(2) - g2}, " +
+                          $"allocated {(GC.GetTotalAllocatedBytes(precise: true) - alloc) / 1e6:F2} MB");
+    }
+    return;
+}
 string? path = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal));
 int repeat = args.SkipWhile(a => a != "--repeat").Skip(1).Select(int.Parse).FirstOrDefault(200);
 byte[] data;

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using System.Text;
 using TraceUnwind.Model;
 using TraceUnwind.Processes;
@@ -105,14 +106,25 @@ public sealed class FrameNamer
     /// </summary>
     internal int ScriptLineBound(in Frame frame, out bool resolved, out SymbolHit hit)
     {
-        resolved = TryResolve(frame, out hit);
+        if (Symbolizer is null)
+        {
+            resolved = false;
+            hit = default;
+        }
+        else resolved = TryResolve(frame, out hit);
         // tab, 16 columns, space, "? ", the longest fixed symbol, " (", ")\n".
-        int bound = 1 + 16 + 1 + 2 + LostName.Length + 2 + 2;
+        int bound = 1 + 16 + 1 + 2 + 26 + 2 + 2;
         if (resolved) bound += Encoding.UTF8.GetMaxByteCount(hit.Name.Length) + 3 + 16;
-        if (frame.HasFileMapping) bound += frame.Mapping!.PathUtf8.Length + 4 + 16 + 1;
+        var m = frame.Mapping;
+        if (IsUserObj(frame.Kind, m)) bound += m!.PathUtf8.Length + 4 + 16 + 1;
         else bound += ModuleBytes(frame).Length;
         return bound;
     }
+
+    /// <summary><see cref="Frame.HasFileMapping"/> from its parts.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool IsUserObj(FrameKind kind, Mapping? m) =>
+        m is not null && m.Kind == MappingKind.File && kind is FrameKind.User or FrameKind.GuestUser;
 
     /// <summary>
     /// One frame line of <c>script</c>: <c>\t{address,16:x} [? ]{symbol} ({dso})\n</c>, the symbol as
@@ -122,6 +134,7 @@ public sealed class FrameNamer
     internal int WriteScriptLine(Span<byte> destination, in Frame frame, bool resolved, in SymbolHit hit)
     {
         var kind = frame.Kind;
+        var m = frame.Mapping;
         destination[0] = (byte)'\t';
         Hex.WriteFixed16(destination[1..], kind == FrameKind.UserLost ? 0 : frame.Address, (byte)' ');
         destination[17] = (byte)' ';
@@ -131,31 +144,32 @@ public sealed class FrameNamer
             destination[p++] = (byte)'?';
             destination[p++] = (byte)' ';
         }
-        if (kind == FrameKind.UserLost) p += Put(destination, p, "[deferred user stack lost]"u8);
-        else if (kind == FrameKind.DeferredCookie) p += Put(destination, p, "(cookie)"u8);
-        else if (resolved)
+        if (resolved)
         {
             p += Encoding.UTF8.GetBytes(hit.Name, destination[p..]);
             p += Put(destination, p, "+0x"u8);
             p += Hex.WriteWithSlack(destination[p..], hit.Offset);
+            p += Put(destination, p, " ("u8);
         }
-        else p += Put(destination, p, "[unknown]"u8);
-        destination[p++] = (byte)' ';
-        destination[p++] = (byte)'(';
-        if (frame.HasFileMapping)
+        else if (kind == FrameKind.UserLost) p += Put(destination, p, "[deferred user stack lost] ("u8);
+        else if (kind == FrameKind.DeferredCookie) p += Put(destination, p, "(cookie) ("u8);
+        else p += Put(destination, p, "[unknown] ("u8);
+        if (IsUserObj(kind, m))
         {
-            var m = frame.Mapping!;
-            p += Put(destination, p, m.PathUtf8);
+            p += Put(destination, p, m!.PathUtf8);
             p += Put(destination, p, "[+0x"u8);
             p += Hex.WriteWithSlack(destination[p..], m.Offset(frame.Address));
-            destination[p++] = (byte)']';
+            p += Put(destination, p, "])\n"u8);
         }
-        else p += Put(destination, p, ModuleBytes(frame));
-        destination[p++] = (byte)')';
-        destination[p++] = (byte)'\n';
+        else
+        {
+            p += Put(destination, p, ModuleBytes(frame));
+            p += Put(destination, p, ")\n"u8);
+        }
         return p;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int Put(Span<byte> destination, int at, ReadOnlySpan<byte> bytes)
     {
         bytes.CopyTo(destination[at..]);
@@ -184,9 +198,9 @@ public sealed class FrameNamer
         switch (frame.Kind)
         {
             case FrameKind.Kernel:
-                if (frame.Mapping is { Kind: MappingKind.Kernel } km && km.Path.Length > 0 && km.Path[0] == '['
-                    && !km.Path.StartsWith(KernelDso, StringComparison.Ordinal))
-                    return km.PathUtf8;
+                if (frame.Mapping is { Kind: MappingKind.Kernel } km && km.PathUtf8 is [(byte)'[', ..] path
+                    && !path.AsSpan().StartsWith("[kernel.kallsyms]"u8))
+                    return path;
                 return "[kernel.kallsyms]"u8;
             case FrameKind.GuestKernel: return "[guest.kernel.kallsyms]"u8;
             case FrameKind.User or FrameKind.GuestUser when frame.Mapping is { } m:

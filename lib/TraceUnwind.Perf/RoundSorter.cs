@@ -30,26 +30,22 @@ internal sealed class RoundSorter : IDisposable
 {
     private const int ChunkSize = 1 << 20;
 
+    // Entries stay in arrival order until sorted, and the sort is stable, so equal times keep arrival order.
     private struct Entry
     {
         public ulong Time;
-        public long Seq;
         public long FileOffset;
         public int Chunk;
         public int Offset;
         public int Length;
     }
 
-    private readonly struct EntryComparer : IComparer<Entry>
-    {
-        public int Compare(Entry x, Entry y) => x.Time != y.Time ? x.Time.CompareTo(y.Time) : x.Seq.CompareTo(y.Seq);
-    }
-
     // Both come from the shared pools and go back in Dispose(): a reader that runs again reuses them.
     private Entry[] _entries = ArrayPool<Entry>.Shared.Rent(4096);
+    private Entry[] _merge = [];   // the other half of the merge sort (pooled as well)
+    private int[] _runs = new int[64];
     private int _count;
     private bool _sorted = true;
-    private long _seq;
 
     private readonly List<byte[]> _chunks = new();
     private readonly List<int> _live = new();
@@ -98,7 +94,7 @@ internal sealed class RoundSorter : IDisposable
         }
         _entries[_count++] = new Entry
         {
-            Time = time, Seq = _seq++, FileOffset = fileOffset, Chunk = _current, Offset = _currentUsed, Length = record.Length,
+            Time = time, FileOffset = fileOffset, Chunk = _current, Offset = _currentUsed, Length = record.Length,
         };
         _live[_current]++;
         _currentUsed += record.Length;
@@ -123,11 +119,67 @@ internal sealed class RoundSorter : IDisposable
         FlushUpTo(first + (last - first) / 2, deliver);
     }
 
+    /// <summary>
+    /// Stable natural merge sort by time: the queue is a sorted remainder followed by what the
+    /// latest rounds added, which arrives in long ascending runs (one per CPU buffer drained), so
+    /// this is a few linear merges; adjacent runs already in order are just copied.
+    /// </summary>
     private void Sort()
     {
         if (_sorted) return;
-        _entries.AsSpan(0, _count).Sort(new EntryComparer());
+        int n = _count;
+        var e = _entries;
+        int runs = 0;
+        AddRun(ref runs, 0);
+        for (int i = 1; i < n; i++)
+            if (e[i].Time < e[i - 1].Time) AddRun(ref runs, i);
+        AddRun(ref runs, n);
+        runs--; // the last start is the end sentinel
+        if (_merge.Length < n)
+        {
+            if (_merge.Length > 0) ArrayPool<Entry>.Shared.Return(_merge);
+            _merge = ArrayPool<Entry>.Shared.Rent(Math.Max(n, e.Length));
+        }
+        Entry[] src = e, dst = _merge;
+        var starts = _runs;
+        while (runs > 1)
+        {
+            int w = 0;
+            for (int r = 0; r < runs; r += 2)
+            {
+                int lo = starts[r], mid = starts[r + 1], hi = r + 2 <= runs ? starts[r + 2] : mid;
+                Merge(src, lo, mid, hi, dst);
+                starts[w++] = lo;
+            }
+            starts[w] = n;
+            runs = w;
+            (src, dst) = (dst, src);
+        }
+        // The sorted entries are in src: keep that array as the queue, the other as merge space.
+        _entries = src;
+        _merge = dst;
         _sorted = true;
+    }
+
+    private void AddRun(ref int runs, int start)
+    {
+        if (runs == _runs.Length) Array.Resize(ref _runs, _runs.Length * 2);
+        _runs[runs++] = start;
+    }
+
+    /// <summary>Merges <c>src[lo..mid)</c> and <c>src[mid..hi)</c> (each sorted) into <c>dst[lo..hi)</c>, left first on ties.</summary>
+    private static void Merge(Entry[] src, int lo, int mid, int hi, Entry[] dst)
+    {
+        if (mid == hi || src[mid - 1].Time <= src[mid].Time)
+        {
+            Array.Copy(src, lo, dst, lo, hi - lo);
+            return;
+        }
+        int i = lo, j = mid, k = lo;
+        while (i < mid && j < hi)
+            dst[k++] = src[j].Time < src[i].Time ? src[j++] : src[i++];
+        if (i < mid) Array.Copy(src, i, dst, k, mid - i);
+        else if (j < hi) Array.Copy(src, j, dst, k, hi - j);
     }
 
     private void FlushUpTo(ulong limit, Deliver deliver)
@@ -163,6 +215,8 @@ internal sealed class RoundSorter : IDisposable
         if (_entries.Length == 0) return; // already returned
         ArrayPool<Entry>.Shared.Return(_entries);
         _entries = [];
+        if (_merge.Length > 0) ArrayPool<Entry>.Shared.Return(_merge);
+        _merge = [];
         foreach (var c in _chunks) ArrayPool<byte>.Shared.Return(c);
         _chunks.Clear();
         _live.Clear();

@@ -16,11 +16,26 @@ public sealed class AddressSpace
     // Lookup view of _maps, rebuilt on the first lookup after a change: the ends in a flat array
     // (the binary search touches no Mapping object) and the mappings in the same order.
     private ulong[] _ends = [];
+    private ulong[] _starts = [];
     private Mapping[] _sorted = [];
     private int _viewCount;
     private bool _viewStale = true;
-    // The mapping the last lookup found: consecutive frames of a stack mostly fall in the same one.
+    // The mapping the last lookup found (consecutive frames of a stack mostly fall in the same one),
+    // with its bounds, so a hit touches no Mapping object; empty when _lastEnd == _lastStart.
     private Mapping? _lastHit;
+    private ulong _lastStart, _lastEnd;
+    // Mappings recently found, by page of the address looked up (a small direct-mapped cache: the
+    // return addresses of a process's stacks repeat). Made once the space has had RecentAfter
+    // searches (short-lived processes never need it); cleared on a change.
+    private Recent[]? _recent;
+    private int _searches;
+    private const int RecentSlots = 64, RecentAfter = 256;
+
+    private struct Recent
+    {
+        public ulong Start, End;
+        public Mapping? Mapping;
+    }
 
     public AddressSpace() => _maps = new List<Mapping>();
 
@@ -34,7 +49,9 @@ public sealed class AddressSpace
         {
             _generation = value;
             _lastHit = null;
+            _lastStart = _lastEnd = 0;
             _viewStale = true;
+            if (_recent is not null) Array.Clear(_recent);
         }
     }
 
@@ -91,20 +108,37 @@ public sealed class AddressSpace
     }
 
     /// <summary>The mapping that contains <paramref name="address"/>, if any.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public Mapping? Find(ulong address)
     {
-        var last = _lastHit;
-        if (last is not null && unchecked(address - last.Start) < unchecked(last.End - last.Start)) return last;
+        if (unchecked(address - _lastStart) < unchecked(_lastEnd - _lastStart)) return _lastHit;
+        return FindSearch(address);
+    }
+
+    private Mapping? FindSearch(ulong address)
+    {
+        var recent = _recent;
+        int s = (int)(address >> 12) & (RecentSlots - 1);
+        if (recent is not null)
+        {
+            ref var slot = ref recent[s];
+            if (unchecked(address - slot.Start) < unchecked(slot.End - slot.Start))
+            {
+                _lastStart = slot.Start;
+                _lastEnd = slot.End;
+                return _lastHit = slot.Mapping;
+            }
+        }
+        else if (++_searches >= RecentAfter) recent = _recent = new Recent[RecentSlots];
         if (_viewStale) RebuildView();
         int i = FirstEndAbove(_ends, _viewCount, address);
-        if (i < _viewCount)
+        if (i < _viewCount && _starts[i] <= address)
         {
             var m = _sorted[i];
-            if (m.Start <= address)
-            {
-                _lastHit = m;
-                return m;
-            }
+            _lastStart = m.Start;
+            _lastEnd = m.End;
+            if (recent is not null) recent[s] = new Recent { Start = m.Start, End = m.End, Mapping = m };
+            return _lastHit = m;
         }
         return null;
     }
@@ -116,6 +150,7 @@ public sealed class AddressSpace
         {
             int size = Math.Max(n, _ends.Length * 2);
             _ends = new ulong[size];
+            _starts = new ulong[size];
             _sorted = new Mapping[size];
         }
         else if (n < _viewCount) Array.Clear(_sorted, n, _viewCount - n); // drop references to removed mappings
@@ -123,21 +158,26 @@ public sealed class AddressSpace
         {
             var m = _maps[i];
             _sorted[i] = m;
+            _starts[i] = m.Start;
             _ends[i] = m.End;
         }
         _viewCount = n;
         _viewStale = false;
     }
 
+    /// <summary>The first index in <c>ends[..count]</c> whose end is above <paramref name="address"/> (branch-free halving).</summary>
     private static int FirstEndAbove(ulong[] ends, int count, ulong address)
     {
-        int lo = 0, hi = count;
-        while (lo < hi)
+        if (count == 0) return 0;
+        var e = ends.AsSpan(0, count);
+        int lo = 0, n = count;
+        while (n > 1)
         {
-            int mid = (lo + hi) >>> 1;
-            if (ends[mid] > address) hi = mid; else lo = mid + 1;
+            int half = n >> 1;
+            lo = e[lo + half - 1] <= address ? lo + half : lo;
+            n -= half;
         }
-        return lo;
+        return e[lo] <= address ? lo + 1 : lo;
     }
 
     /// <summary>
