@@ -65,7 +65,16 @@ public sealed class FoldedWriter : ISampleSink
     private readonly StackTable _stacks = new();
     private int[] _sequence = new int[256];
     private byte[] _commScratch = new byte[128];
+    private readonly CommSlot[] _commCache = new CommSlot[256];
     private bool _completed;
+
+    // The comm id of a thread's last sample (comm strings are interned by the front ends, so a
+    // reference check finds a repeat); direct-mapped by tid.
+    private struct CommSlot
+    {
+        public string? Comm;
+        public int Pid, Tid, Id;
+    }
 
     /// <param name="output">Receives UTF-8 text; not closed by the writer.</param>
     /// <param name="symbolizer">Names frames; null = addresses and <c>path[+0xOFF]</c> only.</param>
@@ -110,42 +119,118 @@ public sealed class FoldedWriter : ISampleSink
     {
         if (_completed) return;
         _completed = true;
-        // Render each stack's text once into one arena, then sort the offsets bytewise.
-        var text = new ArrayBufferWriter<byte>(Math.Max(256, _stacks.Count * 64));
-        var starts = new int[_stacks.Count + 1];
-        for (int e = 0; e < _stacks.Count; e++)
-        {
-            starts[e] = text.WrittenCount;
-            var seq = _stacks[e];
-            text.Write(_comms[seq[0]]);
-            for (int i = 1; i < seq.Length; i++)
-            {
-                text.Write(";"u8);
-                text.Write(_frames.Names[seq[i]]);
-            }
-        }
-        starts[_stacks.Count] = text.WrittenCount;
-        var all = text.WrittenMemory;
+        // Lines are sorted bytewise without rendering them: two stacks compare at their first
+        // different name, by the names' ranks (see LineOrder); each line is formatted once, at output.
         var order = new int[_stacks.Count];
         for (int i = 0; i < order.Length; i++) order[i] = i;
-        Array.Sort(order, (a, b) => all.Span[starts[a]..starts[a + 1]].SequenceCompareTo(all.Span[starts[b]..starts[b + 1]]));
+        var lineOrder = new LineOrder(_stacks, new NameOrder(_comms), new NameOrder(_frames.Names));
+        order.AsSpan().Sort(lineOrder.Compare);
+        var o = _out;
+        var names = _frames.Names;
         foreach (int e in order)
         {
-            _out.Write(all.Span[starts[e]..starts[e + 1]]);
-            _out.WriteByte((byte)' ');
-            if (_options.Weight == SampleWeight.Period) _out.WriteDecimal(_stacks.Period(e));
-            else _out.WriteDecimal(_stacks.Samples(e));
-            _out.WriteByte((byte)'\n');
-            _out.DrainIfOver();
+            var seq = _stacks[e];
+            o.Write(_comms[seq[0]]);
+            for (int i = 1; i < seq.Length; i++)
+            {
+                var name = names[seq[i]];
+                var span = o.GetSpan(name.Length + 1);
+                span[0] = (byte)';';
+                name.CopyTo(span[1..]);
+                o.Advance(name.Length + 1);
+            }
+            var tail = o.GetSpan(24);
+            tail[0] = (byte)' ';
+            int n;
+            if (_options.Weight == SampleWeight.Period) System.Buffers.Text.Utf8Formatter.TryFormat(_stacks.Period(e), tail[1..], out n);
+            else System.Buffers.Text.Utf8Formatter.TryFormat(_stacks.Samples(e), tail[1..], out n);
+            tail[1 + n] = (byte)'\n';
+            o.Advance(n + 2);
+            o.DrainIfOver();
         }
         _out.Flush();
         _out.Release();
+    }
+
+    /// <summary>
+    /// The bytewise order of names (NUL-free UTF-8 without <c>;</c>): each name's rank, and for each
+    /// name the last rank of the names it is a prefix of (they follow it as one block).
+    /// </summary>
+    private sealed class NameOrder
+    {
+        public readonly NameTable Names;
+        public readonly int[] Rank;
+        public readonly int[] PrefixBlockEnd;
+
+        public NameOrder(NameTable names)
+        {
+            Names = names;
+            int n = names.Count;
+            var sorted = new int[n];
+            for (int i = 0; i < n; i++) sorted[i] = i;
+            sorted.AsSpan().Sort((a, b) => names[a].SequenceCompareTo(names[b]));
+            Rank = new int[n];
+            PrefixBlockEnd = new int[n];
+            var stack = new Stack<int>();
+            for (int r = 0; r < n; r++)
+            {
+                int id = sorted[r];
+                Rank[id] = r;
+                var name = names[id];
+                while (stack.Count > 0 && !name.StartsWith(names[stack.Peek()])) PrefixBlockEnd[stack.Pop()] = r - 1;
+                stack.Push(id);
+            }
+            while (stack.Count > 0) PrefixBlockEnd[stack.Pop()] = n - 1;
+        }
+
+        /// <summary>
+        /// Orders the rest of two lines that differ first at names <paramref name="x"/> and <paramref name="y"/>
+        /// (x != y), each followed by <c>;</c> when the line goes on (<paramref name="xMore"/>) or by its end.
+        /// </summary>
+        public int Compare(int x, bool xMore, int y, bool yMore)
+        {
+            int rx = Rank[x], ry = Rank[y];
+            if (rx < ry)
+            {
+                if (ry > PrefixBlockEnd[x]) return -1; // differ inside both names
+                // x is a proper prefix of y: x's line goes on with ';' (or ends), y's with its next byte.
+                return xMore ? ((byte)';').CompareTo(Names[y][Names[x].Length]) : -1;
+            }
+            if (rx > PrefixBlockEnd[y]) return 1;
+            return yMore ? Names[x][Names[y].Length].CompareTo((byte)';') : 1;
+        }
+    }
+
+    /// <summary>Bytewise order of the lines <c>comm;name;...;name</c> of two stack entries, without rendering them.</summary>
+    private sealed class LineOrder(StackTable stacks, NameOrder comms, NameOrder frames)
+    {
+        public int Compare(int a, int b)
+        {
+            if (a == b) return 0;
+            var sa = stacks[a];
+            var sb = stacks[b];
+            int k = sa.CommonPrefixLength(sb);
+            if (k == sa.Length || k == sb.Length) return sa.Length.CompareTo(sb.Length); // one line is a prefix of the other
+            return (k == 0 ? comms : frames).Compare(sa[k], k + 1 < sa.Length, sb[k], k + 1 < sb.Length);
+        }
     }
 
     // comm (spaces -> '_', ';' -> ':') [+ "-PID" [+ "/TID"]], interned.
     private int CommId(in Sample sample)
     {
         string comm = sample.Comm ?? "";
+        ref var slot = ref _commCache[sample.Tid & (_commCache.Length - 1)];
+        if (ReferenceEquals(slot.Comm, comm) && slot.Pid == sample.Pid && slot.Tid == sample.Tid) return slot.Id;
+        int id = CommIdSlow(comm, sample.Pid, sample.Tid);
+        slot.Comm = comm;
+        slot.Pid = sample.Pid;
+        slot.Tid = sample.Tid;
+        slot.Id = id;
+        return id;
+    }
+
+    private int CommIdSlow(string comm, int pid, int tid)
+    {
         int max = Encoding.UTF8.GetMaxByteCount(comm.Length) + 24;
         if (_commScratch.Length < max) _commScratch = new byte[max];
         var span = _commScratch.AsSpan();
@@ -158,11 +243,11 @@ public sealed class FoldedWriter : ISampleSink
         if (_options.IncludeTid || _options.IncludePid)
         {
             span[n++] = (byte)'-';
-            n += FormatId(span[n..], sample.Pid);
+            n += FormatId(span[n..], pid);
             if (_options.IncludeTid)
             {
                 span[n++] = (byte)'/';
-                n += FormatId(span[n..], sample.Tid);
+                n += FormatId(span[n..], tid);
             }
         }
         return _comms.Intern(span[..n]);
