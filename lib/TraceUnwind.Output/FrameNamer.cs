@@ -100,27 +100,6 @@ public sealed class FrameNamer
         else WriteUtf8(writer, Unknown);
     }
 
-    /// <summary>
-    /// The bytes <see cref="WriteScriptLine"/> may need for <paramref name="frame"/> (an upper bound),
-    /// resolving its symbol once: pass <paramref name="hit"/> and the result on to <see cref="WriteScriptLine"/>.
-    /// </summary>
-    internal int ScriptLineBound(in Frame frame, out bool resolved, out SymbolHit hit)
-    {
-        if (Symbolizer is null)
-        {
-            resolved = false;
-            hit = default;
-        }
-        else resolved = TryResolve(frame, out hit);
-        // tab, 16 columns, space, "? ", the longest fixed symbol, " (", ")\n".
-        int bound = 1 + 16 + 1 + 2 + 26 + 2 + 2;
-        if (resolved) bound += Encoding.UTF8.GetMaxByteCount(hit.Name.Length) + 3 + 16;
-        var m = frame.Mapping;
-        if (IsUserObj(frame.Kind, m)) bound += m!.PathUtf8.Length + 4 + 16 + 1;
-        else bound += ModuleBytes(frame).Length;
-        return bound;
-    }
-
     /// <summary><see cref="Frame.HasFileMapping"/> from its parts.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool IsUserObj(FrameKind kind, Mapping? m) =>
@@ -129,12 +108,23 @@ public sealed class FrameNamer
     /// <summary>
     /// One frame line of <c>script</c>: <c>\t{address,16:x} [? ]{symbol} ({dso})\n</c>, the symbol as
     /// <see cref="WriteScriptSymbol"/> and the dso as <see cref="WriteDso"/> write them, straight into
-    /// <paramref name="destination"/>, which holds at least <see cref="ScriptLineBound"/> bytes. Returns the length.
+    /// <paramref name="destination"/>. Returns the length, or -1 (nothing written) when the line might
+    /// not fit: the caller makes room for <paramref name="need"/> bytes and calls again.
     /// </summary>
-    internal int WriteScriptLine(Span<byte> destination, in Frame frame, bool resolved, in SymbolHit hit)
+    internal int TryWriteScriptLine(Span<byte> destination, in Frame frame, out int need)
     {
         var kind = frame.Kind;
         var m = frame.Mapping;
+        bool resolved = false;
+        SymbolHit hit = default;
+        if (Symbolizer is not null) resolved = TryResolve(frame, out hit);
+        bool userObj = IsUserObj(kind, m);
+        ReadOnlySpan<byte> module = userObj ? default : ModuleBytes(frame);
+        // tab, 16 columns, space, "? ", the longest fixed symbol and " (", then the dso, ")\n"; or the symbol + "+0x" + 16.
+        need = 1 + 16 + 1 + 2 + 28 + 2 + (userObj ? m!.PathUtf8.Length + 4 + 16 + 1 : module.Length);
+        if (resolved) need += Encoding.UTF8.GetMaxByteCount(hit.Name.Length) + 3 + 16;
+        if (destination.Length < need) return -1;
+
         destination[0] = (byte)'\t';
         Hex.WriteFixed16(destination[1..], kind == FrameKind.UserLost ? 0 : frame.Address, (byte)' ');
         destination[17] = (byte)' ';
@@ -154,16 +144,16 @@ public sealed class FrameNamer
         else if (kind == FrameKind.UserLost) p += Put(destination, p, "[deferred user stack lost] ("u8);
         else if (kind == FrameKind.DeferredCookie) p += Put(destination, p, "(cookie) ("u8);
         else p += Put(destination, p, "[unknown] ("u8);
-        if (IsUserObj(kind, m))
+        if (userObj)
         {
             p += Put(destination, p, m!.PathUtf8);
             p += Put(destination, p, "[+0x"u8);
-            p += Hex.WriteWithSlack(destination[p..], m.Offset(frame.Address));
+            p += Hex.WriteWithSlack(destination[p..], unchecked(frame.Address - m.Start));
             p += Put(destination, p, "])\n"u8);
         }
         else
         {
-            p += Put(destination, p, ModuleBytes(frame));
+            p += Put(destination, p, module);
             p += Put(destination, p, ")\n"u8);
         }
         return p;
@@ -193,6 +183,7 @@ public sealed class FrameNamer
     /// </summary>
     public void WriteModule(IBufferWriter<byte> writer, in Frame frame) => writer.Write(ModuleBytes(frame));
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ReadOnlySpan<byte> ModuleBytes(in Frame frame)
     {
         switch (frame.Kind)

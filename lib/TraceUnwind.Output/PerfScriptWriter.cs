@@ -101,14 +101,15 @@ public sealed class PerfScriptWriter : ISampleSink
         var namer = _namer;
         foreach (ref readonly var frame in sample.Frames)
         {
-            int need = namer.ScriptLineBound(frame, out bool resolved, out var hit);
-            if (span.Length - p < need)
+            int n = namer.TryWriteScriptLine(span[p..], frame, out int need);
+            if (n < 0)
             {
                 o.Advance(p);
                 span = o.GetSpan(need);
                 p = 0;
+                n = namer.TryWriteScriptLine(span, frame, out _);
             }
-            p += namer.WriteScriptLine(span[p..], frame, resolved, hit);
+            p += n;
         }
         if (span.Length - p < 1)
         {

@@ -162,15 +162,20 @@ public sealed class PerfSampleBuilder : IPerfRecordHandler
                 first = true;
                 continue;
             }
-            Mapping? m = kind switch
+            // A run of addresses in one context: the first is the interrupted ip, the rest return addresses.
+            int j = i + 1;
+            while (j < end && cc[j] < PerfContext.Max) j++;
+            var run = cc[i..j];
+            if (kind == FrameKind.User)
             {
-                FrameKind.User => user.Find(ip),
-                FrameKind.Kernel => kernelMaps.Find(ip),
-                _ => null,
-            };
-            if (kind == FrameKind.User) userFrames++;
-            _frames[n++] = new Frame(ip, kind, m, first ? FrameFlags.None : FrameFlags.ReturnAddress);
+                AddRun(run, kind, first, user.Current, user.BeforeExec, n);
+                userFrames += run.Length;
+            }
+            else AddRun(run, kind, first, kind == FrameKind.Kernel ? kernelMaps : null, null, n);
+            // (Hypervisor and guest addresses get no mapping.)
+            n += run.Length;
             first = false;
+            i = j - 1;
         }
         if (deferred)
         {
@@ -211,6 +216,21 @@ public sealed class PerfSampleBuilder : IPerfRecordHandler
             _frames[n++] = new Frame(s.Ip, k, m);
         }
         return n;
+    }
+
+    /// <summary>
+    /// Frames for <paramref name="ips"/> (no markers among them) at <c>_frames[at..]</c>, named from
+    /// <paramref name="maps"/>, then <paramref name="fallback"/> (a process's maps from before its exec).
+    /// </summary>
+    private void AddRun(ReadOnlySpan<ulong> ips, FrameKind kind, bool first, AddressSpace? maps, AddressSpace? fallback, int at)
+    {
+        var frames = _frames.AsSpan(at, ips.Length);
+        for (int k = 0; k < ips.Length; k++)
+        {
+            ulong ip = ips[k];
+            var m = maps?.Find(ip) ?? fallback?.Find(ip);
+            frames[k] = new Frame(ip, kind, m, first && k == 0 ? FrameFlags.None : FrameFlags.ReturnAddress);
+        }
     }
 
     /// <summary>Counts a callchain word in the marker range that is no valid marker here (formats a message only for the kept examples).</summary>

@@ -42,7 +42,12 @@ internal sealed class RoundSorter : IDisposable
 
     // Both come from the shared pools and go back in Dispose(): a reader that runs again reuses them.
     private Entry[] _entries = ArrayPool<Entry>.Shared.Rent(4096);
-    private Entry[] _merge = [];   // the other half of the merge sort (pooled as well)
+    // The other half of the merge sort, grown by doubling when the queue outgrows it. Kept for the next
+    // sorter of the same thread (up to MaxKeptMerge entries) rather than in a shared pool, so what a run
+    // allocates does not depend on other readers running at the same time.
+    private Entry[] _merge;
+    [ThreadStatic] private static Entry[]? t_merge;
+    private const int MaxKeptMerge = 1 << 15;
     private int[] _runs = new int[64];
     private int _count;
     private bool _sorted = true;
@@ -57,7 +62,12 @@ internal sealed class RoundSorter : IDisposable
     private ulong _maxTimestamp;
     private ulong _nextFlush;
 
-    public RoundSorter(long maxQueuedBytes) => MaxQueuedBytes = Math.Max(ChunkSize, maxQueuedBytes);
+    public RoundSorter(long maxQueuedBytes)
+    {
+        MaxQueuedBytes = Math.Max(ChunkSize, maxQueuedBytes);
+        _merge = t_merge ?? new Entry[4096];
+        t_merge = null;
+    }
 
     public long MaxQueuedBytes { get; }
     public int Count => _count;
@@ -135,11 +145,7 @@ internal sealed class RoundSorter : IDisposable
             if (e[i].Time < e[i - 1].Time) AddRun(ref runs, i);
         AddRun(ref runs, n);
         runs--; // the last start is the end sentinel
-        if (_merge.Length < n)
-        {
-            if (_merge.Length > 0) ArrayPool<Entry>.Shared.Return(_merge);
-            _merge = ArrayPool<Entry>.Shared.Rent(Math.Max(n, e.Length));
-        }
+        if (_merge.Length < n) _merge = new Entry[Math.Max(n, _merge.Length * 2)];
         Entry[] src = e, dst = _merge;
         var starts = _runs;
         while (runs > 1)
@@ -155,9 +161,8 @@ internal sealed class RoundSorter : IDisposable
             runs = w;
             (src, dst) = (dst, src);
         }
-        // The sorted entries are in src: keep that array as the queue, the other as merge space.
-        _entries = src;
-        _merge = dst;
+        // The sorted entries are in src; the queue array stays the pooled one.
+        if (src != e) Array.Copy(src, e, n);
         _sorted = true;
     }
 
@@ -215,7 +220,7 @@ internal sealed class RoundSorter : IDisposable
         if (_entries.Length == 0) return; // already returned
         ArrayPool<Entry>.Shared.Return(_entries);
         _entries = [];
-        if (_merge.Length > 0) ArrayPool<Entry>.Shared.Return(_merge);
+        if (_merge.Length <= MaxKeptMerge) t_merge = _merge;
         _merge = [];
         foreach (var c in _chunks) ArrayPool<byte>.Shared.Return(c);
         _chunks.Clear();
