@@ -26,10 +26,11 @@ public sealed class AddressSpace
     private ulong _lastStart, _lastEnd;
     // Mappings recently found, by page of the address looked up (a small direct-mapped cache: the
     // return addresses of a process's stacks repeat). Made once the space has had RecentAfter
-    // searches (short-lived processes never need it); cleared on a change.
+    // searches (short-lived processes never need it); cleared on a change. The flat lookup view
+    // likewise waits for ViewAfter searches.
     private Recent[]? _recent;
     private int _searches;
-    private const int RecentSlots = 64, RecentAfter = 256;
+    private const int RecentSlots = 64, RecentAfter = 256, ViewAfter = 32;
 
     private struct Recent
     {
@@ -130,11 +131,21 @@ public sealed class AddressSpace
             }
         }
         else if (++_searches >= RecentAfter) recent = _recent = new Recent[RecentSlots];
+        Mapping m;
+        if (_searches < ViewAfter)
+        {
+            // A short-lived process (most of them): search the list itself, build nothing.
+            int k = FirstEndAbove(address);
+            if (k == _maps.Count || (m = _maps[k]).Start > address) return null;
+            _lastStart = m.Start;
+            _lastEnd = m.End;
+            return _lastHit = m;
+        }
         if (_viewStale) RebuildView();
         int i = FirstEndAbove(_ends, _viewCount, address);
         if (i < _viewCount && _starts[i] <= address)
         {
-            var m = _sorted[i];
+            m = _sorted[i];
             _lastStart = m.Start;
             _lastEnd = m.End;
             if (recent is not null) recent[s] = new Recent { Start = m.Start, End = m.End, Mapping = m };

@@ -28,11 +28,11 @@ internal delegate void FrameKeyRenderer(in Frame frame, ArrayBufferWriter<byte> 
 /// </summary>
 internal sealed class FrameNameCache
 {
+    // 16 bytes: the value, a tag packing mapping identity, kind and flags (never 0), and the name id.
     private struct Entry
     {
         public ulong Value;
-        public int Map;
-        public int KindFlags; // 0 = empty slot
+        public int Tag;     // 0 = empty slot
         public int Id;
     }
 
@@ -42,10 +42,15 @@ internal sealed class FrameNameCache
         public int Id;
     }
 
+    // Tags: (mapping identity + 1) << 8 | 0x80 | kind << 2 | flags. Identities past MaxPackedMap, or
+    // kinds and flags that do not fit 5 bits (neither seen in practice), go to a dictionary instead.
+    private const int MaxPackedMap = (1 << 23) - 2;
+
     private readonly ArrayBufferWriter<byte> _scratch = new(256);
     private readonly FrameKeyRenderer _render;
     private Entry[] _entries = new Entry[1024];
     private int _count;
+    private Dictionary<(ulong, int, int), int>? _overflow;
     // Mapping object → identity id, direct-mapped by the object's hash: a hit costs no hashing of
     // the path. Bounded, so it keeps at most this many mappings alive.
     private readonly MapSlot[] _mapCache = new MapSlot[1024];
@@ -56,7 +61,7 @@ internal sealed class FrameNameCache
     public NameTable Names { get; } = new();
 
     /// <summary>Distinct frame identities seen.</summary>
-    public int DistinctFrames => _count;
+    public int DistinctFrames => _count + (_overflow?.Count ?? 0);
 
     /// <summary>Distinct mapping identities seen.</summary>
     public int DistinctMappings => _mapIds.Count;
@@ -74,38 +79,52 @@ internal sealed class FrameNameCache
             if (m.Kind is MappingKind.File or MappingKind.Special && kind is FrameKind.User or FrameKind.GuestUser)
                 value = unchecked(value - m.Start);
         }
-        int kindFlags = ((int)kind << 8 | (int)frame.Flags) + 1;
+        int kindFlags = (int)kind << 2 | (int)frame.Flags;
+        if (map > MaxPackedMap || kindFlags > 0x1f) return GetOverflowId(frame, value, map);
+        int tag = (map + 1) << 8 | 0x80 | kindFlags;
         var entries = _entries;
         int mask = entries.Length - 1;
-        int i = Hash(value, map, kindFlags) & mask;
+        int i = Hash(value, tag) & mask;
         while (true)
         {
             ref var e = ref entries[i];
-            if (e.KindFlags == kindFlags && e.Value == value && e.Map == map) return e.Id;
-            if (e.KindFlags == 0) return Add(frame, value, map, kindFlags);
+            if (e.Tag == tag && e.Value == value) return e.Id;
+            if (e.Tag == 0) return Add(frame, value, tag);
             i = (i + 1) & mask;
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int Hash(ulong value, int map, int kindFlags)
-    {
-        ulong h = (value ^ (ulong)(uint)map << 40 ^ (ulong)(uint)kindFlags << 24) * 0x9E3779B97F4A7C15UL;
-        return (int)(h >> 32);
-    }
+    private static int Hash(ulong value, int tag) => (int)(((value ^ (ulong)(uint)tag << 32) * 0x9E3779B97F4A7C15UL) >> 32);
 
-    private int Add(in Frame frame, ulong value, int map, int kindFlags)
+    private int Render(in Frame frame)
     {
         _scratch.ResetWrittenCount();
         _render(frame, _scratch);
-        int id = Names.Intern(_scratch.WrittenSpan);
-        if ((_count + 1) * 2 > _entries.Length) Grow();
+        return Names.Intern(_scratch.WrittenSpan);
+    }
+
+    private int Add(in Frame frame, ulong value, int tag)
+    {
+        int id = Render(frame);
+        // At most 70% full: linear probing stays short, and 16-byte entries keep the table small.
+        if ((_count + 1) * 10 > _entries.Length * 7) Grow();
         var entries = _entries;
         int mask = entries.Length - 1;
-        int i = Hash(value, map, kindFlags) & mask;
-        while (entries[i].KindFlags != 0) i = (i + 1) & mask;
-        entries[i] = new Entry { Value = value, Map = map, KindFlags = kindFlags, Id = id };
+        int i = Hash(value, tag) & mask;
+        while (entries[i].Tag != 0) i = (i + 1) & mask;
+        entries[i] = new Entry { Value = value, Tag = tag, Id = id };
         _count++;
+        return id;
+    }
+
+    private int GetOverflowId(in Frame frame, ulong value, int map)
+    {
+        var key = (value, map, (int)frame.Kind << 8 | (int)frame.Flags);
+        _overflow ??= new();
+        if (_overflow.TryGetValue(key, out int id)) return id;
+        id = Render(frame);
+        _overflow.Add(key, id);
         return id;
     }
 
@@ -116,9 +135,9 @@ internal sealed class FrameNameCache
         int mask = entries.Length - 1;
         foreach (var e in old)
         {
-            if (e.KindFlags == 0) continue;
-            int i = Hash(e.Value, e.Map, e.KindFlags) & mask;
-            while (entries[i].KindFlags != 0) i = (i + 1) & mask;
+            if (e.Tag == 0) continue;
+            int i = Hash(e.Value, e.Tag) & mask;
+            while (entries[i].Tag != 0) i = (i + 1) & mask;
             entries[i] = e;
         }
         _entries = entries;
