@@ -123,33 +123,50 @@ public sealed class FoldedWriter : ISampleSink
         // different name, by the names' ranks (see LineOrder); each line is formatted once, at output.
         var order = new int[_stacks.Count];
         for (int i = 0; i < order.Length; i++) order[i] = i;
-        var lineOrder = new LineOrder(_stacks, new NameOrder(_comms), new NameOrder(_frames.Names));
-        order.AsSpan().Sort(lineOrder.Compare);
-        var o = _out;
+        IntSort.Sort(order, new LineOrder(_stacks, new NameOrder(_comms), new NameOrder(_frames.Names)));
+        WriteLines(order);
+        _out.Flush();
+        _out.Release();
+    }
+
+    /// <summary>
+    /// Writes the lines in <paramref name="order"/>. Sorted lines share long beginnings (the outer
+    /// frames), so each line is rendered into the previous one's buffer from the first element that
+    /// differs, and goes to the output in one copy.
+    /// </summary>
+    private void WriteLines(int[] order)
+    {
         var names = _frames.Names;
+        var o = _out;
+        byte[] line = new byte[4096];
+        int[] ends = new int[256];   // ends[k]: where element k of the previous line ends in `line`
+        ReadOnlySpan<int> prev = default;
         foreach (int e in order)
         {
             var seq = _stacks[e];
-            o.Write(_comms[seq[0]]);
-            for (int i = 1; i < seq.Length; i++)
+            int k = prev.CommonPrefixLength(seq);
+            int length = k == 0 ? 0 : ends[k - 1];
+            if (ends.Length < seq.Length) Array.Resize(ref ends, Math.Max(seq.Length, ends.Length * 2));
+            for (int i = k; i < seq.Length; i++)
             {
-                var name = names[seq[i]];
-                var span = o.GetSpan(name.Length + 1);
-                span[0] = (byte)';';
-                name.CopyTo(span[1..]);
-                o.Advance(name.Length + 1);
+                var name = i == 0 ? _comms[seq[0]] : names[seq[i]];
+                int need = length + 1 + name.Length + 24;
+                if (line.Length < need) Array.Resize(ref line, Math.Max(need, line.Length * 2));
+                if (i > 0) line[length++] = (byte)';';
+                name.CopyTo(line.AsSpan(length));
+                length += name.Length;
+                ends[i] = length;
             }
-            var tail = o.GetSpan(24);
-            tail[0] = (byte)' ';
+            line[length] = (byte)' ';
             int n;
-            if (_options.Weight == SampleWeight.Period) System.Buffers.Text.Utf8Formatter.TryFormat(_stacks.Period(e), tail[1..], out n);
-            else System.Buffers.Text.Utf8Formatter.TryFormat(_stacks.Samples(e), tail[1..], out n);
-            tail[1 + n] = (byte)'\n';
-            o.Advance(n + 2);
+            var count = line.AsSpan(length + 1);
+            if (_options.Weight == SampleWeight.Period) System.Buffers.Text.Utf8Formatter.TryFormat(_stacks.Period(e), count, out n);
+            else System.Buffers.Text.Utf8Formatter.TryFormat(_stacks.Samples(e), count, out n);
+            line[length + 1 + n] = (byte)'\n';
+            o.Write(line.AsSpan(0, length + 2 + n));
             o.DrainIfOver();
+            prev = seq;
         }
-        _out.Flush();
-        _out.Release();
     }
 
     /// <summary>
@@ -162,13 +179,18 @@ public sealed class FoldedWriter : ISampleSink
         public readonly int[] Rank;
         public readonly int[] PrefixBlockEnd;
 
+        private readonly struct ByBytes(NameTable names) : IntSort.IComparer
+        {
+            public int Compare(int a, int b) => names[a].SequenceCompareTo(names[b]);
+        }
+
         public NameOrder(NameTable names)
         {
             Names = names;
             int n = names.Count;
             var sorted = new int[n];
             for (int i = 0; i < n; i++) sorted[i] = i;
-            sorted.AsSpan().Sort((a, b) => names[a].SequenceCompareTo(names[b]));
+            IntSort.Sort(sorted, new ByBytes(names));
             Rank = new int[n];
             PrefixBlockEnd = new int[n];
             var stack = new Stack<int>();
@@ -202,7 +224,7 @@ public sealed class FoldedWriter : ISampleSink
     }
 
     /// <summary>Bytewise order of the lines <c>comm;name;...;name</c> of two stack entries, without rendering them.</summary>
-    private sealed class LineOrder(StackTable stacks, NameOrder comms, NameOrder frames)
+    private readonly struct LineOrder(StackTable stacks, NameOrder comms, NameOrder frames) : IntSort.IComparer
     {
         public int Compare(int a, int b)
         {
