@@ -102,11 +102,7 @@ public sealed class FoldedWriter : ISampleSink
         if (_sequence.Length < frames.Length + 1) _sequence = new int[Math.Max(frames.Length + 1, _sequence.Length * 2)];
         int n = 0;
         _sequence[n++] = CommId(sample);
-        for (int i = frames.Length - 1; i >= 0; i--)
-        {
-            if (frames[i].Kind == FrameKind.DeferredCookie) continue;
-            _sequence[n++] = _frames.GetId(frames[i]);
-        }
+        n += _frames.GetIdsOutermostFirst(frames, _sequence.AsSpan(1));
         _stacks.Add(_sequence.AsSpan(0, n), sample.Period);
         Samples++;
     }

@@ -54,6 +54,8 @@ internal sealed class FrameNameCache
     // Mapping object → identity id, direct-mapped by the object's hash: a hit costs no hashing of
     // the path. Bounded, so it keeps at most this many mappings alive.
     private readonly MapSlot[] _mapCache = new MapSlot[1024];
+    private Mapping? _lastMapping;
+    private int _lastMapId;
     private readonly Dictionary<MappingIdentity, int> _mapIds = new();
 
     public FrameNameCache(FrameKeyRenderer render) => _render = render;
@@ -92,6 +94,88 @@ internal sealed class FrameNameCache
             if (e.Tag == 0) return Add(frame, value, tag);
             i = (i + 1) & mask;
         }
+    }
+
+    /// <summary>
+    /// The ids of <paramref name="frames"/>, outermost (last) first, into <paramref name="ids"/>
+    /// (cookie frames skipped, as fold and the JSON writers skip them); returns how many. Keys are made
+    /// and their table slots prefetched for the whole stack first, so the probes' cache misses overlap.
+    /// </summary>
+    public int GetIdsOutermostFirst(ReadOnlySpan<Frame> frames, Span<int> ids)
+    {
+        if (_keys.Length < frames.Length) _keys = new Key[Math.Max(frames.Length, _keys.Length * 2)];
+        var keys = _keys.AsSpan(0, frames.Length);
+        var entries = _entries;
+        int mask = entries.Length - 1;
+        int n = 0;
+        for (int i = frames.Length - 1; i >= 0; i--)
+        {
+            ref readonly var frame = ref frames[i];
+            var kind = frame.Kind;
+            if (kind == FrameKind.DeferredCookie) continue;
+            ulong value = frame.Address;
+            int map = -1;
+            var m = frame.Mapping;
+            if (m is not null)
+            {
+                map = MapId(m);
+                if (m.Kind is MappingKind.File or MappingKind.Special && kind is FrameKind.User or FrameKind.GuestUser)
+                    value = unchecked(value - m.Start);
+            }
+            int kindFlags = (int)kind << 2 | (int)frame.Flags;
+            ref var k = ref keys[n++];
+            k.Frame = i;
+            if (map > MaxPackedMap || kindFlags > 0x1f)
+            {
+                k.Tag = 0; // the dictionary's: looked up in the second pass
+                k.Value = value;
+                k.Map = map;
+                continue;
+            }
+            k.Tag = (map + 1) << 8 | 0x80 | kindFlags;
+            k.Value = value;
+            k.Slot = Hash(value, k.Tag) & mask;
+            Prefetch(ref entries[k.Slot]);
+        }
+        for (int j = 0; j < n; j++)
+        {
+            ref var k = ref keys[j];
+            if (k.Tag == 0)
+            {
+                ids[j] = GetOverflowId(frames[k.Frame], k.Value, k.Map);
+                continue;
+            }
+            if (!ReferenceEquals(entries, _entries))
+            {
+                // A new frame grew the table: slots move.
+                entries = _entries;
+                mask = entries.Length - 1;
+                for (int r = j; r < n; r++) if (keys[r].Tag != 0) keys[r].Slot = Hash(keys[r].Value, keys[r].Tag) & mask;
+            }
+            int s = k.Slot;
+            while (true)
+            {
+                ref var e = ref entries[s];
+                if (e.Tag == k.Tag && e.Value == k.Value) { ids[j] = e.Id; break; }
+                if (e.Tag == 0) { ids[j] = Add(frames[k.Frame], k.Value, k.Tag); break; }
+                s = (s + 1) & mask;
+            }
+        }
+        return n;
+    }
+
+    private struct Key
+    {
+        public ulong Value;
+        public int Tag, Slot, Frame, Map;
+    }
+
+    private Key[] _keys = new Key[256];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Prefetch(ref Entry e)
+    {
+        if (System.Runtime.Intrinsics.X86.Sse.IsSupported) System.Runtime.Intrinsics.X86.Sse.Prefetch0(Unsafe.AsPointer(ref e));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -146,9 +230,13 @@ internal sealed class FrameNameCache
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int MapId(Mapping m)
     {
+        // Runs of frames share a mapping (all kernel frames, a library's frames): check the last one first.
+        if (ReferenceEquals(m, _lastMapping)) return _lastMapId;
         ref var slot = ref _mapCache[RuntimeHelpers.GetHashCode(m) & (_mapCache.Length - 1)];
-        if (ReferenceEquals(slot.Mapping, m)) return slot.Id;
-        return MapIdSlow(m, ref slot);
+        int id = ReferenceEquals(slot.Mapping, m) ? slot.Id : MapIdSlow(m, ref slot);
+        _lastMapping = m;
+        _lastMapId = id;
+        return id;
     }
 
     private int MapIdSlow(Mapping m, ref MapSlot slot)
