@@ -70,9 +70,28 @@ internal sealed class PipelinedSink : ISampleSink
 
     public void OnSample(in Sample sample)
     {
+        var frames = sample.Frames;
+        frames.CopyTo(FrameSpace(frames.Length));
+        OnSampleInPlace(in sample);
+    }
+
+    /// <summary>
+    /// Room for a sample of up to <paramref name="count"/> frames in the batch being filled (which goes
+    /// out first if it has not that much left): the front end builds the frames there and then calls
+    /// <see cref="OnSampleInPlace"/>, so they are not copied again.
+    /// </summary>
+    public Span<Frame> FrameSpace(int count)
+    {
+        var b = _current;
+        if (b.SampleCount == BatchSamples || b.Frames.Length - b.FrameCount < count) b = Send(b);
+        return b.Frames.AsSpan(b.FrameCount, count);
+    }
+
+    /// <summary>Adds <paramref name="sample"/>, whose frames are at the start of the last <see cref="FrameSpace"/>.</summary>
+    public void OnSampleInPlace(in Sample sample)
+    {
         var b = _current;
         var frames = sample.Frames;
-        if (b.SampleCount == BatchSamples || b.Frames.Length - b.FrameCount < frames.Length) b = Send(b);
         ref var h = ref b.Samples[b.SampleCount++];
         h.Index = sample.Index;
         h.Time = sample.Time;
@@ -87,7 +106,6 @@ internal sealed class PipelinedSink : ISampleSink
         h.Cookie = sample.Cookie;
         h.FrameStart = b.FrameCount;
         h.FrameCount = frames.Length;
-        frames.CopyTo(b.Frames.AsSpan(b.FrameCount));
         b.FrameCount += frames.Length;
     }
 
