@@ -43,9 +43,10 @@ internal sealed class PipelinedSink : ISampleSink
 
         public void Reset()
         {
-            // Drop the references to this batch's strings and mappings before it waits for reuse.
-            Array.Clear(Samples, 0, SampleCount);
-            Array.Clear(Frames, 0, FrameCount);
+            // The old samples and frames stay until overwritten (at most the batches' worth of strings
+            // and mappings kept alive, and only while the run lasts: nothing holds the batches after
+            // it); clearing them here would only make the reading thread fetch the lines back from
+            // this thread's cache.
             SampleCount = FrameCount = 0;
             FlushAfter = Last = Complete = false;
         }
