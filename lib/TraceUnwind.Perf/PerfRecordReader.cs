@@ -272,7 +272,7 @@ public sealed class PerfRecordReader : IDisposable
         if (_pipe is null)
         {
             if (seekable) _input.Seek(start + offset, SeekOrigin.Begin);
-            _pipe = PipeReader.Create(_input, new StreamPipeReaderOptions(
+            _pipe = PipeReader.Create(_input, new StreamPipeReaderOptions(pool: BlockCache.Pool.Instance,
                 bufferSize: Math.Max(4096, _options.BufferSize), minimumReadSize: Math.Max(1024, _options.BufferSize / 4), leaveOpen: true));
             _pipePos = seekable ? offset : 0;
         }

@@ -222,7 +222,7 @@ internal sealed class RoundSorter : IDisposable
         _entries = [];
         if (_merge.Length <= MaxKeptMerge) t_merge = _merge;
         _merge = [];
-        foreach (var c in _chunks) ArrayPool<byte>.Shared.Return(c);
+        foreach (var c in _chunks) BlockCache.Return(c);
         _chunks.Clear();
         _live.Clear();
         _freeChunks.Clear();
@@ -236,7 +236,7 @@ internal sealed class RoundSorter : IDisposable
         if (_freeChunks.Count > 0) _current = _freeChunks.Pop();
         else
         {
-            _chunks.Add(ArrayPool<byte>.Shared.Rent(ChunkSize));
+            _chunks.Add(BlockCache.Rent(ChunkSize));
             _live.Add(0);
             _current = _chunks.Count - 1;
         }
