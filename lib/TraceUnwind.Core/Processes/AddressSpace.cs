@@ -13,11 +13,9 @@ public sealed class AddressSpace
 {
     // Sorted by Start; pairwise disjoint, so End is sorted too.
     private readonly List<Mapping> _maps;
-    // Lookup view of _maps, rebuilt on the first lookup after a change: the ends in a flat array
-    // (the binary search touches no Mapping object) and the mappings in the same order.
+    // Lookup view of _maps, rebuilt on the first lookup after a change: the ends in a flat array, so
+    // the binary search touches no Mapping object but the one it lands on.
     private ulong[] _ends = [];
-    private ulong[] _starts = [];
-    private Mapping[] _sorted = [];
     private int _viewCount;
     private bool _viewStale = true;
     // The mapping the last lookup found (consecutive frames of a stack mostly fall in the same one),
@@ -25,12 +23,9 @@ public sealed class AddressSpace
     private Mapping? _lastHit;
     private ulong _lastStart, _lastEnd;
     // Mappings recently found, by page of the address looked up (a small direct-mapped cache: the
-    // return addresses of a process's stacks repeat). Made once the space has had RecentAfter
-    // searches (short-lived processes never need it); cleared on a change. The flat lookup view
-    // likewise waits for ViewAfter searches.
+    // return addresses of a process's stacks repeat); made with the lookup view, cleared on a change.
     private Recent[]? _recent;
-    private int _searches;
-    private const int RecentSlots = 64, RecentAfter = 256, ViewAfter = 32;
+    private const int RecentSlots = 16;
 
     private struct Recent
     {
@@ -118,37 +113,21 @@ public sealed class AddressSpace
 
     private Mapping? FindSearch(ulong address)
     {
-        var recent = _recent;
-        int s = (int)(address >> 12) & (RecentSlots - 1);
-        if (recent is not null)
-        {
-            ref var slot = ref recent[s];
-            if (unchecked(address - slot.Start) < unchecked(slot.End - slot.Start))
-            {
-                _lastStart = slot.Start;
-                _lastEnd = slot.End;
-                return _lastHit = slot.Mapping;
-            }
-        }
-        else if (++_searches >= RecentAfter) recent = _recent = new Recent[RecentSlots];
-        Mapping m;
-        if (_searches < ViewAfter)
-        {
-            // A short-lived process (most of them): search the list itself, build nothing.
-            int k = FirstEndAbove(address);
-            if (k == _maps.Count || (m = _maps[k]).Start > address) return null;
-            _lastStart = m.Start;
-            _lastEnd = m.End;
-            return _lastHit = m;
-        }
         if (_viewStale) RebuildView();
-        int i = FirstEndAbove(_ends, _viewCount, address);
-        if (i < _viewCount && _starts[i] <= address)
+        ref var slot = ref _recent![(int)(address >> 12) & (RecentSlots - 1)];
+        if (unchecked(address - slot.Start) < unchecked(slot.End - slot.Start))
         {
-            m = _sorted[i];
+            _lastStart = slot.Start;
+            _lastEnd = slot.End;
+            return _lastHit = slot.Mapping;
+        }
+        int i = FirstEndAbove(_ends, _viewCount, address);
+        Mapping m;
+        if (i < _viewCount && (m = _maps[i]).Start <= address)
+        {
+            slot = new Recent { Start = m.Start, End = m.End, Mapping = m };
             _lastStart = m.Start;
             _lastEnd = m.End;
-            if (recent is not null) recent[s] = new Recent { Start = m.Start, End = m.End, Mapping = m };
             return _lastHit = m;
         }
         return null;
@@ -157,22 +136,10 @@ public sealed class AddressSpace
     private void RebuildView()
     {
         int n = _maps.Count;
-        if (_ends.Length < n)
-        {
-            int size = Math.Max(n, _ends.Length * 2);
-            _ends = new ulong[size];
-            _starts = new ulong[size];
-            _sorted = new Mapping[size];
-        }
-        else if (n < _viewCount) Array.Clear(_sorted, n, _viewCount - n); // drop references to removed mappings
-        for (int i = 0; i < n; i++)
-        {
-            var m = _maps[i];
-            _sorted[i] = m;
-            _starts[i] = m.Start;
-            _ends[i] = m.End;
-        }
+        if (_ends.Length < n) _ends = new ulong[Math.Max(n, _ends.Length * 2)];
+        for (int i = 0; i < n; i++) _ends[i] = _maps[i].End;
         _viewCount = n;
+        _recent ??= new Recent[RecentSlots];
         _viewStale = false;
     }
 
@@ -200,7 +167,7 @@ public sealed class AddressSpace
     {
         if (_viewStale) RebuildView();
         int i = FirstEndAbove(_ends, _viewCount, address);
-        return i < _viewCount ? _sorted[i] : null;
+        return i < _viewCount ? _maps[i] : null;
     }
 
     private int FirstEndAbove(ulong address)
