@@ -98,9 +98,17 @@ public sealed class PerfRecordReader : IDisposable
                 Session.DataOffset = 16;
                 Session.DataSize = -1;
                 Session.FeaturesComplete = false;
-                await StartDataAsync(seekable, start, 16, cancellationToken).ConfigureAwait(false);
-                _core.BeginData(16, -1);
-                await RunDataAsync(cancellationToken).ConfigureAwait(false);
+                if (seekable)
+                {
+                    _core.BeginData(16, -1);
+                    RunDataSeekable(start + 16, -1, cancellationToken);
+                }
+                else
+                {
+                    await StartDataAsync(seekable, start, 16, cancellationToken).ConfigureAwait(false);
+                    _core.BeginData(16, -1);
+                    await RunDataAsync(cancellationToken).ConfigureAwait(false);
+                }
             }
             else
             {
@@ -202,9 +210,17 @@ public sealed class PerfRecordReader : IDisposable
             Session.FeaturesComplete = true;
         }
 
-        await StartDataAsync(seekable, start, sec.DataOffset, ct).ConfigureAwait(false);
-        core.BeginData(sec.DataOffset, sec.DataSize);
-        await RunDataAsync(ct).ConfigureAwait(false);
+        if (seekable)
+        {
+            core.BeginData(sec.DataOffset, sec.DataSize);
+            RunDataSeekable(start + sec.DataOffset, sec.DataSize, ct);
+        }
+        else
+        {
+            await StartDataAsync(seekable, start, sec.DataOffset, ct).ConfigureAwait(false);
+            core.BeginData(sec.DataOffset, sec.DataSize);
+            await RunDataAsync(ct).ConfigureAwait(false);
+        }
 
         if (!seekable && !core.Stopped && featOffset >= 0)
         {
@@ -337,6 +353,46 @@ public sealed class PerfRecordReader : IDisposable
         var bytes = new byte[count];
         int n = _input.ReadAtLeast(bytes, count, throwOnEndOfStream: false);
         return n == count ? bytes : bytes[..n];
+    }
+
+    /// <summary>
+    /// The data section of a seekable input: read straight into 1 MiB chunks (synchronous reads, no
+    /// pipe), framed in place; the time-order queue keeps its records in the chunks instead of copying
+    /// them (<see cref="RoundSorter.QueueInPlace"/>). A record cut by a chunk's end moves to the start of the
+    /// next chunk. <paramref name="dataSize"/> -1: to the end of the input.
+    /// </summary>
+    private void RunDataSeekable(long at, long dataSize, CancellationToken ct)
+    {
+        var core = _core!;
+        _input.Seek(at, SeekOrigin.Begin);
+        long left = dataSize < 0 ? long.MaxValue : dataSize;
+        byte[] chunk = core.AcquireReadChunk(out int index);
+        int have = 0;
+        try
+        {
+            while (true)
+            {
+                ct.ThrowIfCancellationRequested();
+                bool end = false;
+                while (have < chunk.Length && left > 0)
+                {
+                    int n = _input.Read(chunk, have, (int)Math.Min(chunk.Length - have, left));
+                    if (n <= 0) { end = true; break; }
+                    have += n;
+                    left -= n;
+                }
+                if (!core.ProcessChunk(chunk, index, have, end || left == 0, out int consumed)) return;
+                var next = core.AcquireReadChunk(out int nextIndex);
+                chunk.AsSpan(consumed, have - consumed).CopyTo(next);
+                have -= consumed;
+                core.ReleaseReadChunk(index);
+                (chunk, index) = (next, nextIndex);
+            }
+        }
+        finally
+        {
+            core.ReleaseReadChunk(index);
+        }
     }
 
     private async Task RunDataAsync(CancellationToken ct)

@@ -87,6 +87,48 @@ internal sealed class RoundSorter : IDisposable
         }
         if (_current < 0 || ChunkSize - _currentUsed < record.Length) NewChunk();
         record.CopyTo(_chunks[_current].AsSpan(_currentUsed));
+        int at = _currentUsed;
+        _currentUsed += record.Length;
+        Append(time, fileOffset, _current, at, record.Length);
+    }
+
+    /// <summary>
+    /// A chunk for the reader to read input into (file mode on a seekable input): records queued from it
+    /// with <see cref="QueueInPlace"/> are not copied. The reader holds it until <see cref="ReleaseReadChunk"/>;
+    /// it is reused once that is done and its last queued record was delivered.
+    /// </summary>
+    public byte[] AcquireReadChunk(out int index)
+    {
+        if (_freeChunks.Count > 0) index = _freeChunks.Pop();
+        else
+        {
+            _chunks.Add(BlockCache.Rent(ChunkSize));
+            _live.Add(0);
+            index = _chunks.Count - 1;
+        }
+        _live[index] = 1; // the reader's hold
+        return _chunks[index];
+    }
+
+    /// <summary>The reader is done with a chunk from <see cref="AcquireReadChunk"/>.</summary>
+    public void ReleaseReadChunk(int index) => Release(index, 0);
+
+    /// <summary>
+    /// Queues the record at <c>[offset, offset + length)</c> of read chunk <paramref name="chunk"/> (held by the
+    /// reader), without copying it; otherwise as <see cref="Queue"/>.
+    /// </summary>
+    public void QueueInPlace(int chunk, int offset, int length, ulong time, long fileOffset, Deliver deliver)
+    {
+        if (_queuedBytes + length > MaxQueuedBytes && _count > 0)
+        {
+            ForcedFlushes++;
+            FlushHalf(deliver);
+        }
+        Append(time, fileOffset, chunk, offset, length);
+    }
+
+    private void Append(ulong time, long fileOffset, int chunk, int offset, int length)
+    {
         if (_count == _entries.Length)
         {
             var bigger = ArrayPool<Entry>.Shared.Rent(_entries.Length * 2);
@@ -97,18 +139,10 @@ internal sealed class RoundSorter : IDisposable
         // ordered-events.c queue_event(): the max is reset by the first event of an empty queue.
         if (_count == 0) _maxTimestamp = time;
         else if (time > _maxTimestamp) _maxTimestamp = time;
-        if (_count > 0 && _sorted)
-        {
-            ref Entry last = ref _entries[_count - 1];
-            if (time < last.Time) _sorted = false;
-        }
-        _entries[_count++] = new Entry
-        {
-            Time = time, FileOffset = fileOffset, Chunk = _current, Offset = _currentUsed, Length = record.Length,
-        };
-        _live[_current]++;
-        _currentUsed += record.Length;
-        _queuedBytes += record.Length;
+        if (_count > 0 && _sorted && time < _entries[_count - 1].Time) _sorted = false;
+        _entries[_count++] = new Entry { Time = time, FileOffset = fileOffset, Chunk = chunk, Offset = offset, Length = length };
+        _live[chunk]++;
+        _queuedBytes += length;
     }
 
     /// <summary>FINISHED_ROUND: deliver up to the previous round's max, then remember the current max.</summary>

@@ -23,9 +23,12 @@ public sealed class AddressSpace
     private Mapping? _lastHit;
     private ulong _lastStart, _lastEnd;
     // Mappings recently found, by page of the address looked up (a small direct-mapped cache: the
-    // return addresses of a process's stacks repeat); made with the lookup view, cleared on a change.
+    // return addresses of a process's stacks repeat); made with the lookup view (spaces of more than
+    // SmallSpace mappings), cleared on a change.
     private Recent[]? _recent;
     private const int RecentSlots = 16;
+    // Spaces of up to this many mappings are searched in the list itself (no view, no page cache).
+    private const int SmallSpace = 32;
 
     private struct Recent
     {
@@ -113,6 +116,17 @@ public sealed class AddressSpace
 
     private Mapping? FindSearch(ulong address)
     {
+        Mapping m;
+        if (_maps.Count <= SmallSpace)
+        {
+            // Few mappings (most processes: perf records executable mappings only): search the list,
+            // keep no lookup arrays.
+            int k = FirstEndAbove(address);
+            if (k == _maps.Count || (m = _maps[k]).Start > address) return null;
+            _lastStart = m.Start;
+            _lastEnd = m.End;
+            return _lastHit = m;
+        }
         if (_viewStale) RebuildView();
         ref var slot = ref _recent![(int)(address >> 12) & (RecentSlots - 1)];
         if (unchecked(address - slot.Start) < unchecked(slot.End - slot.Start))
@@ -122,7 +136,6 @@ public sealed class AddressSpace
             return _lastHit = slot.Mapping;
         }
         int i = FirstEndAbove(_ends, _viewCount, address);
-        Mapping m;
         if (i < _viewCount && (m = _maps[i]).Start <= address)
         {
             slot = new Recent { Start = m.Start, End = m.End, Mapping = m };
