@@ -366,9 +366,10 @@ internal sealed class ReaderCore<TOrder> : IReaderCore where TOrder : struct, IB
                 var ev = _decoder.EventOf(rec, type, out _);
                 if (ev is not null && _decoder.TryGetTime(rec, type, ev, out ulong t) && t != 0 && t != ulong.MaxValue)
                 {
+                    // The event goes along with the record (its index as the tag): no second lookup at delivery.
                     int at = InPlaceOffset(rec);
-                    if (at >= 0) _sorter.QueueInPlace(_inPlaceIndex, at, rec.Length, t, off, _deliver);
-                    else _sorter.Queue(rec, t, off, _deliver);
+                    if (at >= 0) _sorter.QueueInPlace(_inPlaceIndex, at, rec.Length, t, off, _deliver, ev.Index);
+                    else _sorter.Queue(rec, t, off, _deliver, ev.Index);
                     return;
                 }
             }
@@ -597,7 +598,9 @@ internal sealed class ReaderCore<TOrder> : IReaderCore where TOrder : struct, IB
     {
         var type = (PerfRecordType)TOrder.UInt32(rec);
         _decoder.BeginRecord();
-        var ev = _decoder.EventOf(rec, type, out ulong id);
+        ulong id = 0;
+        int tag = _sorter?.DeliveringTag ?? -1;
+        var ev = tag >= 0 && tag < _session.Events.Count ? _session.Events[tag] : _decoder.EventOf(rec, type, out id);
         if (type == PerfRecordType.Sample)
         {
             DeliverSample(rec, off, ev, id);

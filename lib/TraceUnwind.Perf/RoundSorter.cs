@@ -38,6 +38,7 @@ internal sealed class RoundSorter : IDisposable
         public int Chunk;
         public int Offset;
         public int Length;
+        public int Tag;      // the caller's (the reader: its event's index), given back while delivering
     }
 
     // Both come from the shared pools and go back in Dispose(): a reader that runs again reuses them.
@@ -71,6 +72,9 @@ internal sealed class RoundSorter : IDisposable
 
     public long MaxQueuedBytes { get; }
     public int Count => _count;
+    /// <summary>The tag the record being delivered was queued with (valid during a <see cref="Deliver"/> call).</summary>
+    public int DeliveringTag { get; private set; } = -1;
+
     /// <summary>How many times the byte cap forced a half flush.</summary>
     public long ForcedFlushes { get; private set; }
 
@@ -78,7 +82,7 @@ internal sealed class RoundSorter : IDisposable
     public delegate void Deliver(ReadOnlySpan<byte> record, long fileOffset);
 
     /// <summary>Queues a copy of <paramref name="record"/> with time <paramref name="time"/> (not 0).</summary>
-    public void Queue(ReadOnlySpan<byte> record, ulong time, long fileOffset, Deliver deliver)
+    public void Queue(ReadOnlySpan<byte> record, ulong time, long fileOffset, Deliver deliver, int tag = -1)
     {
         if (_queuedBytes + record.Length > MaxQueuedBytes && _count > 0)
         {
@@ -89,7 +93,7 @@ internal sealed class RoundSorter : IDisposable
         record.CopyTo(_chunks[_current].AsSpan(_currentUsed));
         int at = _currentUsed;
         _currentUsed += record.Length;
-        Append(time, fileOffset, _current, at, record.Length);
+        Append(time, fileOffset, _current, at, record.Length, tag);
     }
 
     /// <summary>
@@ -117,17 +121,17 @@ internal sealed class RoundSorter : IDisposable
     /// Queues the record at <c>[offset, offset + length)</c> of read chunk <paramref name="chunk"/> (held by the
     /// reader), without copying it; otherwise as <see cref="Queue"/>.
     /// </summary>
-    public void QueueInPlace(int chunk, int offset, int length, ulong time, long fileOffset, Deliver deliver)
+    public void QueueInPlace(int chunk, int offset, int length, ulong time, long fileOffset, Deliver deliver, int tag = -1)
     {
         if (_queuedBytes + length > MaxQueuedBytes && _count > 0)
         {
             ForcedFlushes++;
             FlushHalf(deliver);
         }
-        Append(time, fileOffset, chunk, offset, length);
+        Append(time, fileOffset, chunk, offset, length, tag);
     }
 
-    private void Append(ulong time, long fileOffset, int chunk, int offset, int length)
+    private void Append(ulong time, long fileOffset, int chunk, int offset, int length, int tag)
     {
         if (_count == _entries.Length)
         {
@@ -140,7 +144,7 @@ internal sealed class RoundSorter : IDisposable
         if (_count == 0) _maxTimestamp = time;
         else if (time > _maxTimestamp) _maxTimestamp = time;
         if (_count > 0 && _sorted && time < _entries[_count - 1].Time) _sorted = false;
-        _entries[_count++] = new Entry { Time = time, FileOffset = fileOffset, Chunk = chunk, Offset = offset, Length = length };
+        _entries[_count++] = new Entry { Time = time, FileOffset = fileOffset, Chunk = chunk, Offset = offset, Length = length, Tag = tag };
         _live[chunk]++;
         _queuedBytes += length;
     }
@@ -231,7 +235,15 @@ internal sealed class RoundSorter : IDisposable
         {
             ref Entry e = ref _entries[n];
             n++;
-            deliver(_chunks[e.Chunk].AsSpan(e.Offset, e.Length), e.FileOffset);
+            DeliveringTag = e.Tag;
+            try
+            {
+                deliver(_chunks[e.Chunk].AsSpan(e.Offset, e.Length), e.FileOffset);
+            }
+            finally
+            {
+                DeliveringTag = -1;
+            }
             Release(e.Chunk, e.Length);
         }
         if (n == 0) return;

@@ -26,7 +26,7 @@ public sealed class AddressSpace
     // return addresses of a process's stacks repeat); made with the lookup view (spaces of more than
     // SmallSpace mappings), cleared on a change.
     private Recent[]? _recent;
-    private const int RecentSlots = 16;
+    private const int RecentSlots = 64;
     // Spaces of up to this many mappings are searched in the list itself (no view, no page cache).
     private const int SmallSpace = 32;
 
