@@ -4,10 +4,11 @@ namespace TraceUnwind.Processes;
 /// The mappings of one process, sorted by address and never overlapping, like the kernel's
 /// VMA tree: inserting a mapping cuts away whatever it covers (an <c>mmap(MAP_FIXED)</c> over an
 /// older mapping, ld.so's whole-file map followed by its segments, perf's
-/// <c>maps__fixup_overlappings</c>). Lookups are binary searches over a flat array of mapping
-/// ends, after a check of the mapping the previous lookup found (consecutive frames of a stack
-/// mostly fall in one mapping); they allocate nothing (the lookup arrays are rebuilt, in place,
-/// on the first lookup after a change). Not thread-safe, lookups included: they update that cache.
+/// <c>maps__fixup_overlappings</c>). Lookups first check the mapping the previous lookup found
+/// (consecutive frames of a stack mostly fall in one mapping), then binary-search: the list itself
+/// for up to 32 mappings, else a flat array of mapping ends behind a small cache by page. Only the
+/// first lookup after a change may allocate (it rebuilds those arrays, reusing their room); the
+/// others allocate nothing. Not thread-safe, lookups included: they update those caches.
 /// </summary>
 public sealed class AddressSpace
 {
