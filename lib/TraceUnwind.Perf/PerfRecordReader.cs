@@ -10,7 +10,8 @@ namespace TraceUnwind.Perf;
 /// Reads a perf.data input (file mode or pipe mode, either byte order, <c>perf record -z</c>
 /// compression) from a stream and delivers its records, decoded, to an
 /// <see cref="IPerfRecordHandler"/> in time order (or file order). Memory stays bounded: the
-/// data section is streamed through a <see cref="PipeReader"/>, only the time-order queue holds
+/// data section is streamed (a non-seekable input through a <see cref="PipeReader"/>; a seekable one
+/// with plain synchronous reads into 1 MiB chunks, framed in place), only the time-order queue holds
 /// records, and nothing is allocated per record.
 ///
 /// Inputs:
