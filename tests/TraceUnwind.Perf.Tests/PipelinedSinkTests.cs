@@ -49,6 +49,37 @@ public sealed class PipelinedSinkTests(ITestOutputHelper output)
         Assert.Equal((direct.Flushes, direct.Completes), (piped.Flushes, piped.Completes));
     }
 
+    /// <summary>An unwinder writes its frames straight into the batch on the two-thread path: the same samples as on one thread.</summary>
+    [Theory]
+    [InlineData("perf/bash_loop/dwarf.data")]
+    [InlineData("perf/python_script/dwarf.data")]
+    public void UnwoundFramesComeThroughTheSameWay(string capture)
+    {
+        byte[] data = File.ReadAllBytes(Fixtures.Path(capture.Split('/')));
+        var (direct, _) = RunOnce(data, pipelined: false, new PerfReadOptions { Unwinder = new StepUnwinder() });
+        var (piped, _) = RunOnce(data, pipelined: true, new PerfReadOptions { Unwinder = new StepUnwinder() });
+        static string Key(CopiedSample s) => $"{s.Index} {s.Time} {s.Tid}: " + string.Join(" ", s.Frames.Select(f => $"{f.Address:x}/{f.Kind}/{f.Flags}/{f.Mapping}"));
+        Assert.Contains(direct.Samples, s => s.Frames.Count(f => f.Kind == FrameKind.User) == 40);
+        Assert.Equal(direct.Samples.Select(Key), piped.Samples.Select(Key));
+    }
+
+    /// <summary>Writes 40 user frames per stack (the registers' ip, then made-up return addresses), named from the maps.</summary>
+    private sealed class StepUnwinder : TraceUnwind.Unwinding.IUserStackUnwinder
+    {
+        public int Unwind(in TraceUnwind.Unwinding.CapturedUserStack stack, AddressSpace maps, Span<Frame> frames, out TraceUnwind.Unwinding.UnwindStop stop)
+        {
+            ulong ip = stack.Regs[8];
+            int n = Math.Min(40, frames.Length);
+            for (int i = 0; i < n; i++)
+            {
+                ulong a = ip + (ulong)i * 16;
+                frames[i] = new Frame(a, FrameKind.User, maps.Find(a), i == 0 ? FrameFlags.None : FrameFlags.ReturnAddress);
+            }
+            stop = TraceUnwind.Unwinding.UnwindStop.Outermost;
+            return n;
+        }
+    }
+
     /// <summary>Samples, flushes and the end keep their order across batch boundaries (samples and frames).</summary>
     [Fact]
     public void OrderAndFramesAcrossBatches()
