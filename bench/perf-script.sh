@@ -8,7 +8,7 @@
 # size (bench/data/small-fp.data). Needs root and perf. Existing files are re-used (delete them to
 # record anew).
 #
-# Timing: RUNS rounds (default 3), each running perf script, traceunwind script and traceunwind
+# Timing: RUNS rounds (default 5), each running perf script, traceunwind script and traceunwind
 # fold once on the big capture, one after the other; the table gives each command's median wall
 # time, its median CPU time (user+sys) and its largest peak RSS. On a shared machine the wall time
 # of a two-threaded run depends on whether a second core is free: the CPU column says what the work
@@ -21,7 +21,7 @@
 # usage: bench/perf-script.sh [MIN_MB] [RUNS]
 source "$(dirname "$0")/common.sh"
 MIN_MB=${1:-120}
-RUNS=${2:-3}
+RUNS=${2:-5}
 CAP="$DATA/big-fp.data"
 SMALL="$DATA/small-fp.data"
 X2="$DATA/big-fp-x2.data"
