@@ -7,11 +7,19 @@ using Xunit.Abstractions;
 namespace TraceUnwind.Perf.Tests;
 
 /// <summary>
+/// Runs alone, after the parallel test classes: its runs start threads of their own, and the
+/// allocation tests (here and in <see cref="AllocationTests"/>) count bytes per thread while others run.
+/// </summary>
+[CollectionDefinition(nameof(PipelinedSinkTests), DisableParallelization = true)]
+public sealed class PipelinedSinkTestsCollection;
+
+/// <summary>
 /// Large inputs are read on one thread and handed to the sink on another (<see cref="PipelinedSink"/>):
 /// the sink must see exactly what it sees on one thread, in the same order, with the same end
 /// (Complete once; after a failure, the samples read so far and no Complete), failures must reach the
 /// caller as they are, and nothing may be allocated per sample on either thread.
 /// </summary>
+[Collection(nameof(PipelinedSinkTests))]
 public sealed class PipelinedSinkTests(ITestOutputHelper output)
 {
     public static TheoryData<string> Captures =>
