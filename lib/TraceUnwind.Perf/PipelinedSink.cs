@@ -11,8 +11,10 @@ namespace TraceUnwind.Perf;
 /// <para>
 /// Order is kept exactly: samples, then a <see cref="Flush"/> where the front end asked for one; the
 /// sink's <see cref="ISampleSink.Complete"/> is called on its thread by <see cref="Finish"/>, which
-/// waits for it. Nothing is allocated per sample: a fixed set of batches is reused (the batch arrays
-/// hold strings and mappings of the samples in flight only). A sink that throws stops its thread; the
+/// waits for it. Nothing is allocated per sample: a fixed set of batches is reused (their arrays keep
+/// the strings and mappings of recent samples until overwritten, while the run lasts). The sample
+/// builder writes frames straight into the batch (<see cref="FrameSpace"/>, <see cref="OnSampleInPlace"/>).
+/// A sink that throws stops its thread; the
 /// exception is rethrown, as it is, to the front end at its next batch (or by <see cref="Finish"/>), so
 /// an <see cref="IOException"/> for a closed output ends the run as it would on one thread.
 /// </para>
