@@ -7,11 +7,20 @@ DATA="$BENCH_DIR/data"       # git-ignored: large generated inputs live here
 OUT="$BENCH_DIR/out"         # git-ignored: the Release build
 mkdir -p "$DATA" "$OUT"
 
+# Publishes the CLI in Release into bench/out/traceunwind (again when a source or project file is newer).
+# tools/traceunwind publishes a native executable (Native AOT); where that cannot be built (no C
+# toolchain), the JIT build is used instead. TU_BUILD says which one ran.
 build_cli() {
-  if [ ! -x "$OUT/traceunwind/traceunwind" ] || [ -n "$(find "$REPO/lib" "$REPO/tools" -name '*.cs' -newer "$OUT/traceunwind/traceunwind" -print -quit)" ]; then
-    dotnet publish "$REPO/tools/traceunwind/traceunwind.csproj" -c Release -o "$OUT/traceunwind" --nologo -v q >&2
-  fi
   TU="$OUT/traceunwind/traceunwind"
+  if [ ! -x "$TU" ] || [ -n "$(find "$REPO/lib" "$REPO/tools" \( -name '*.cs' -o -name '*.csproj' \) -newer "$TU" -print -quit)" ]; then
+    rm -rf "$OUT/traceunwind"
+    if ! dotnet publish "$REPO/tools/traceunwind/traceunwind.csproj" -c Release -o "$OUT/traceunwind" --nologo -v q >&2; then
+      echo "native (AOT) publish failed; using the JIT build" >&2
+      rm -rf "$OUT/traceunwind"
+      dotnet publish "$REPO/tools/traceunwind/traceunwind.csproj" -c Release -p:PublishAot=false -o "$OUT/traceunwind" --nologo -v q >&2
+    fi
+  fi
+  if [ -f "$OUT/traceunwind/traceunwind.dll" ]; then TU_BUILD="JIT (.NET $(dotnet --version) SDK)"; else TU_BUILD="Native AOT (.NET $(dotnet --version) SDK)"; fi
 }
 
 # measure LABEL CMD...: runs CMD with stdout to /dev/null; sets WALL (s) and RSS (KiB); prints a row.

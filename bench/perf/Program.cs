@@ -7,6 +7,50 @@ using TraceUnwind.Perf;
 // (framing, ordering, decoding) and samples/s through the whole sample pipeline (process model,
 // frames) into a sink that only counts. Without a file argument it builds a larger input from a
 // fixture by repeating its samples (--repeat N, default 200), in memory.
+//
+// --writer script|fold|csv FILE: instead, runs the whole pipeline from FILE into that writer (output
+// discarded) a few times and prints time, GC counts and bytes allocated per run: where memory churns.
+//
+// --repeat-samples N IN OUT: writes OUT with every SAMPLE of IN written N times in a row: N times the
+// samples with the same processes and distinct stacks, for the memory check of bench/perf-script.sh
+// (fold's memory must not grow with it). Only traceunwind reads OUT: perf 6.1 rejects PerfDataWriter's
+// attr section ("non matching sample_type": it writes attr_size = 152 with attr.size = 128, and perf
+// expects each attr's ids section right after attr.size bytes).
+if (args.Length == 4 && args[0] == "--repeat-samples")
+{
+    using var input = File.OpenRead(args[2]);
+    using var outFile = File.Create(args[3]);
+    var reader = new PerfRecordReader(input, args[2], new PerfReadOptions { Order = PerfRecordOrder.File });
+    var w = new PerfDataWriter(outFile);
+    reader.Run(new Repeater(reader.Session, w, int.Parse(args[1]), roundsEvery: 0));
+    Console.WriteLine($"{args[3]}: {new FileInfo(args[3]).Length / 1048576.0:F1} MiB");
+    return;
+}
+string? writer = args.SkipWhile(a => a != "--writer").Skip(1).FirstOrDefault();
+if (writer is not null)
+{
+    string file = args.Last();
+    for (int round = 0; round < 4; round++)
+    {
+        int g0 = GC.CollectionCount(0), g1 = GC.CollectionCount(1), g2 = GC.CollectionCount(2);
+        long alloc = GC.GetTotalAllocatedBytes(precise: true);
+        var sw = Stopwatch.StartNew();
+        using var fs = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+        ISampleSink sink = writer switch
+        {
+            "script" => new TraceUnwind.Output.PerfScriptWriter(Stream.Null),
+            "fold" => new TraceUnwind.Output.FoldedWriter(Stream.Null),
+            "csv" => new TraceUnwind.Output.CsvSampleWriter(Stream.Null),
+            _ => throw new ArgumentException($"unknown writer {writer}"),
+        };
+        new PerfSampleSource(fs, file, new PerfReadOptions(), new ErrorTally()).RunAsync(sink, CancellationToken.None).GetAwaiter().GetResult();
+        var gc = GC.GetGCMemoryInfo();
+        Console.WriteLine($"{writer} round {round}: {sw.Elapsed.TotalMilliseconds:F0} ms, GCs {GC.CollectionCount(0) - g0}/{GC.CollectionCount(1) - g1}/{GC.CollectionCount(2) - g2}, " +
+                          $"allocated {(GC.GetTotalAllocatedBytes(precise: true) - alloc) / 1e6:F2} MB, heap after last GC {gc.HeapSizeBytes / 1e6:F1} MB, " +
+                          $"committed {gc.TotalCommittedBytes / 1e6:F1} MB, peak working set {Environment.WorkingSet / 1e6:F0} MB");
+    }
+    return;
+}
 string? path = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal));
 int repeat = args.SkipWhile(a => a != "--repeat").Skip(1).Select(int.Parse).FirstOrDefault(200);
 byte[] data;
@@ -71,8 +115,11 @@ sealed class Sink : ISampleSink
     public void Complete() { }
 }
 
-/// <summary>Copies an input record by record, writing each sample <c>copies</c> times (a FINISHED_ROUND after each pass over a sample keeps rounds small).</summary>
-sealed class Repeater(PerfSession session, PerfDataWriter writer, int copies) : PerfRecordHandler
+/// <summary>
+/// Copies an input record by record, writing each sample <c>copies</c> times; with <c>roundsEvery</c> &gt; 0 a
+/// FINISHED_ROUND after every that many samples keeps rounds small (the input's own rounds are copied too).
+/// </summary>
+sealed class Repeater(PerfSession session, PerfDataWriter writer, int copies, int roundsEvery = 16) : PerfRecordHandler
 {
     private bool _started;
     private int _since;
@@ -81,7 +128,7 @@ sealed class Repeater(PerfSession session, PerfDataWriter writer, int copies) : 
     {
         Start();
         for (int i = 0; i < copies; i++) writer.WriteRecord(s.Record.Bytes);
-        if (++_since % 16 == 0) writer.WriteHeaderOnly(PerfRecordType.FinishedRound);
+        if (roundsEvery > 0 && ++_since % roundsEvery == 0) writer.WriteHeaderOnly(PerfRecordType.FinishedRound);
     }
     public override void OnMmap(in PerfMmap m) { Start(); writer.WriteRecord(m.Record.Bytes); }
     public override void OnComm(in PerfComm c) { Start(); writer.WriteRecord(c.Record.Bytes); }
@@ -90,3 +137,4 @@ sealed class Repeater(PerfSession session, PerfDataWriter writer, int copies) : 
     public override void OnOtherRecord(in PerfRecord r) { Start(); writer.WriteRecord(r.Bytes); }
     public override void OnEnd() { writer.CopyRawFeatures(session); writer.Complete(); }
 }
+

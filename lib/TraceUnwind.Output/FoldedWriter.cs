@@ -51,8 +51,10 @@ public sealed record FoldedOptions
 /// Spaces in comm become <c>_</c>; an unknown pid is written <c>?</c> (stackcollapse's form).
 /// </para>
 /// <para>
-/// Memory: one entry per distinct stack and per distinct frame. On the hot path a sample whose
-/// frames were all seen before costs dictionary lookups and a hash of its id sequence, no allocation.
+/// Memory: one entry per distinct stack and per distinct frame (frames are keyed by value, so no
+/// mapping or process is kept alive). On the hot path a sample whose frames were all seen before
+/// costs one table probe per frame and a hash of its id sequence, no allocation. <see cref="Complete"/>
+/// sorts the stacks by their names' ranks without rendering them, then writes each line once.
 /// </para>
 /// </summary>
 public sealed class FoldedWriter : ISampleSink
@@ -65,7 +67,16 @@ public sealed class FoldedWriter : ISampleSink
     private readonly StackTable _stacks = new();
     private int[] _sequence = new int[256];
     private byte[] _commScratch = new byte[128];
+    private readonly CommSlot[] _commCache = new CommSlot[256];
     private bool _completed;
+
+    // The comm id of a thread's last sample (comm strings are interned by the front ends, so a
+    // reference check finds a repeat); direct-mapped by tid.
+    private struct CommSlot
+    {
+        public string? Comm;
+        public int Pid, Tid, Id;
+    }
 
     /// <param name="output">Receives UTF-8 text; not closed by the writer.</param>
     /// <param name="symbolizer">Names frames; null = addresses and <c>path[+0xOFF]</c> only.</param>
@@ -93,11 +104,7 @@ public sealed class FoldedWriter : ISampleSink
         if (_sequence.Length < frames.Length + 1) _sequence = new int[Math.Max(frames.Length + 1, _sequence.Length * 2)];
         int n = 0;
         _sequence[n++] = CommId(sample);
-        for (int i = frames.Length - 1; i >= 0; i--)
-        {
-            if (frames[i].Kind == FrameKind.DeferredCookie) continue;
-            _sequence[n++] = _frames.GetId(frames[i]);
-        }
+        n += _frames.GetIdsOutermostFirst(frames, _sequence.AsSpan(1));
         _stacks.Add(_sequence.AsSpan(0, n), sample.Period);
         Samples++;
     }
@@ -110,42 +117,140 @@ public sealed class FoldedWriter : ISampleSink
     {
         if (_completed) return;
         _completed = true;
-        // Render each stack's text once into one arena, then sort the offsets bytewise.
-        var text = new ArrayBufferWriter<byte>(Math.Max(256, _stacks.Count * 64));
-        var starts = new int[_stacks.Count + 1];
-        for (int e = 0; e < _stacks.Count; e++)
-        {
-            starts[e] = text.WrittenCount;
-            var seq = _stacks[e];
-            text.Write(_comms[seq[0]]);
-            for (int i = 1; i < seq.Length; i++)
-            {
-                text.Write(";"u8);
-                text.Write(_frames.Names[seq[i]]);
-            }
-        }
-        starts[_stacks.Count] = text.WrittenCount;
-        var all = text.WrittenMemory;
+        // Lines are sorted bytewise without rendering them: two stacks compare at their first
+        // different name, by the names' ranks (see LineOrder); each line is formatted once, at output.
         var order = new int[_stacks.Count];
         for (int i = 0; i < order.Length; i++) order[i] = i;
-        Array.Sort(order, (a, b) => all.Span[starts[a]..starts[a + 1]].SequenceCompareTo(all.Span[starts[b]..starts[b + 1]]));
-        foreach (int e in order)
-        {
-            _out.Write(all.Span[starts[e]..starts[e + 1]]);
-            _out.WriteByte((byte)' ');
-            if (_options.Weight == SampleWeight.Period) _out.WriteDecimal(_stacks.Period(e));
-            else _out.WriteDecimal(_stacks.Samples(e));
-            _out.WriteByte((byte)'\n');
-            _out.DrainIfOver();
-        }
+        IntSort.Sort(order, new LineOrder(_stacks, new NameOrder(_comms), new NameOrder(_frames.Names)));
+        WriteLines(order);
         _out.Flush();
         _out.Release();
+    }
+
+    /// <summary>
+    /// Writes the lines in <paramref name="order"/>. Sorted lines share long beginnings (the outer
+    /// frames), so each line is rendered into the previous one's buffer from the first element that
+    /// differs, and goes to the output in one copy.
+    /// </summary>
+    private void WriteLines(int[] order)
+    {
+        var names = _frames.Names;
+        var o = _out;
+        byte[] line = new byte[4096];
+        int[] ends = new int[256];   // ends[k]: where element k of the previous line ends in `line`
+        ReadOnlySpan<int> prev = default;
+        foreach (int e in order)
+        {
+            var seq = _stacks[e];
+            int k = prev.CommonPrefixLength(seq);
+            int length = k == 0 ? 0 : ends[k - 1];
+            if (ends.Length < seq.Length) Array.Resize(ref ends, Math.Max(seq.Length, ends.Length * 2));
+            for (int i = k; i < seq.Length; i++)
+            {
+                var name = i == 0 ? _comms[seq[0]] : names[seq[i]];
+                int need = length + 1 + name.Length + 24;
+                if (line.Length < need) Array.Resize(ref line, Math.Max(need, line.Length * 2));
+                if (i > 0) line[length++] = (byte)';';
+                name.CopyTo(line.AsSpan(length));
+                length += name.Length;
+                ends[i] = length;
+            }
+            line[length] = (byte)' ';
+            int n;
+            var count = line.AsSpan(length + 1);
+            if (_options.Weight == SampleWeight.Period) System.Buffers.Text.Utf8Formatter.TryFormat(_stacks.Period(e), count, out n);
+            else System.Buffers.Text.Utf8Formatter.TryFormat(_stacks.Samples(e), count, out n);
+            line[length + 1 + n] = (byte)'\n';
+            o.Write(line.AsSpan(0, length + 2 + n));
+            o.DrainIfOver();
+            prev = seq;
+        }
+    }
+
+    /// <summary>
+    /// The bytewise order of names (NUL-free UTF-8 without <c>;</c>): each name's rank, and for each
+    /// name the last rank of the names it is a prefix of (they follow it as one block).
+    /// </summary>
+    private sealed class NameOrder
+    {
+        public readonly NameTable Names;
+        public readonly int[] Rank;
+        public readonly int[] PrefixBlockEnd;
+
+        private readonly struct ByBytes(NameTable names) : IntSort.IComparer
+        {
+            public int Compare(int a, int b) => names[a].SequenceCompareTo(names[b]);
+        }
+
+        public NameOrder(NameTable names)
+        {
+            Names = names;
+            int n = names.Count;
+            var sorted = new int[n];
+            for (int i = 0; i < n; i++) sorted[i] = i;
+            IntSort.Sort(sorted, new ByBytes(names));
+            Rank = new int[n];
+            PrefixBlockEnd = new int[n];
+            var stack = new Stack<int>();
+            for (int r = 0; r < n; r++)
+            {
+                int id = sorted[r];
+                Rank[id] = r;
+                var name = names[id];
+                while (stack.Count > 0 && !name.StartsWith(names[stack.Peek()])) PrefixBlockEnd[stack.Pop()] = r - 1;
+                stack.Push(id);
+            }
+            while (stack.Count > 0) PrefixBlockEnd[stack.Pop()] = n - 1;
+        }
+
+        /// <summary>
+        /// Orders the rest of two lines that differ first at names <paramref name="x"/> and <paramref name="y"/>
+        /// (x != y), each followed by <c>;</c> when the line goes on (<paramref name="xMore"/>) or by its end.
+        /// </summary>
+        public int Compare(int x, bool xMore, int y, bool yMore)
+        {
+            int rx = Rank[x], ry = Rank[y];
+            if (rx < ry)
+            {
+                if (ry > PrefixBlockEnd[x]) return -1; // differ inside both names
+                // x is a proper prefix of y: x's line goes on with ';' (or ends), y's with its next byte.
+                return xMore ? ((byte)';').CompareTo(Names[y][Names[x].Length]) : -1;
+            }
+            if (rx > PrefixBlockEnd[y]) return 1;
+            return yMore ? Names[x][Names[y].Length].CompareTo((byte)';') : 1;
+        }
+    }
+
+    /// <summary>Bytewise order of the lines <c>comm;name;...;name</c> of two stack entries, without rendering them.</summary>
+    private readonly struct LineOrder(StackTable stacks, NameOrder comms, NameOrder frames) : IntSort.IComparer
+    {
+        public int Compare(int a, int b)
+        {
+            if (a == b) return 0;
+            var sa = stacks[a];
+            var sb = stacks[b];
+            int k = sa.CommonPrefixLength(sb);
+            if (k == sa.Length || k == sb.Length) return sa.Length.CompareTo(sb.Length); // one line is a prefix of the other
+            return (k == 0 ? comms : frames).Compare(sa[k], k + 1 < sa.Length, sb[k], k + 1 < sb.Length);
+        }
     }
 
     // comm (spaces -> '_', ';' -> ':') [+ "-PID" [+ "/TID"]], interned.
     private int CommId(in Sample sample)
     {
         string comm = sample.Comm ?? "";
+        ref var slot = ref _commCache[sample.Tid & (_commCache.Length - 1)];
+        if (ReferenceEquals(slot.Comm, comm) && slot.Pid == sample.Pid && slot.Tid == sample.Tid) return slot.Id;
+        int id = CommIdSlow(comm, sample.Pid, sample.Tid);
+        slot.Comm = comm;
+        slot.Pid = sample.Pid;
+        slot.Tid = sample.Tid;
+        slot.Id = id;
+        return id;
+    }
+
+    private int CommIdSlow(string comm, int pid, int tid)
+    {
         int max = Encoding.UTF8.GetMaxByteCount(comm.Length) + 24;
         if (_commScratch.Length < max) _commScratch = new byte[max];
         var span = _commScratch.AsSpan();
@@ -158,11 +263,11 @@ public sealed class FoldedWriter : ISampleSink
         if (_options.IncludeTid || _options.IncludePid)
         {
             span[n++] = (byte)'-';
-            n += FormatId(span[n..], sample.Pid);
+            n += FormatId(span[n..], pid);
             if (_options.IncludeTid)
             {
                 span[n++] = (byte)'/';
-                n += FormatId(span[n..], sample.Tid);
+                n += FormatId(span[n..], tid);
             }
         }
         return _comms.Intern(span[..n]);

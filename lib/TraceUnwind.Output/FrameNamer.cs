@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using System.Text;
 using TraceUnwind.Model;
 using TraceUnwind.Processes;
@@ -99,6 +100,72 @@ public sealed class FrameNamer
         else WriteUtf8(writer, Unknown);
     }
 
+    /// <summary><see cref="Frame.HasFileMapping"/> from its parts.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool IsUserObj(FrameKind kind, Mapping? m) =>
+        m is not null && m.Kind == MappingKind.File && kind is FrameKind.User or FrameKind.GuestUser;
+
+    /// <summary>
+    /// One frame line of <c>script</c>: <c>\t{address,16:x} [? ]{symbol} ({dso})\n</c>, the symbol as
+    /// <see cref="WriteScriptSymbol"/> and the dso as <see cref="WriteDso"/> write them, straight into
+    /// <paramref name="destination"/>. Returns the length, or -1 (nothing written) when the line might
+    /// not fit: the caller makes room for <paramref name="need"/> bytes and calls again.
+    /// </summary>
+    internal int TryWriteScriptLine(Span<byte> destination, in Frame frame, out int need)
+    {
+        var kind = frame.Kind;
+        var m = frame.Mapping;
+        bool resolved = false;
+        SymbolHit hit = default;
+        if (Symbolizer is not null) resolved = TryResolve(frame, out hit);
+        bool userObj = IsUserObj(kind, m);
+        ReadOnlySpan<byte> module = userObj ? default : ModuleBytes(frame);
+        // tab, 16 columns, space, "? ", the longest fixed symbol and " (", then the dso, ")\n"; or the symbol + "+0x" + 16.
+        need = 1 + 16 + 1 + 2 + 28 + 2 + (userObj ? m!.PathUtf8.Length + 4 + 16 + 1 : module.Length);
+        if (resolved) need += Encoding.UTF8.GetMaxByteCount(hit.Name.Length) + 3 + 16;
+        if (destination.Length < need) return -1;
+
+        destination[0] = (byte)'\t';
+        Hex.WriteFixed16(destination[1..], kind == FrameKind.UserLost ? 0 : frame.Address, (byte)' ');
+        destination[17] = (byte)' ';
+        int p = 18;
+        if ((frame.Flags & FrameFlags.Unreliable) != 0)
+        {
+            destination[p++] = (byte)'?';
+            destination[p++] = (byte)' ';
+        }
+        if (resolved)
+        {
+            p += Encoding.UTF8.GetBytes(hit.Name, destination[p..]);
+            p += Put(destination, p, "+0x"u8);
+            p += Hex.WriteWithSlack(destination[p..], hit.Offset);
+            p += Put(destination, p, " ("u8);
+        }
+        else if (kind == FrameKind.UserLost) p += Put(destination, p, "[deferred user stack lost] ("u8);
+        else if (kind == FrameKind.DeferredCookie) p += Put(destination, p, "(cookie) ("u8);
+        else p += Put(destination, p, "[unknown] ("u8);
+        if (userObj)
+        {
+            p += Put(destination, p, m!.PathUtf8);
+            p += Put(destination, p, "[+0x"u8);
+            p += Hex.WriteWithSlack(destination[p..], unchecked(frame.Address - m.Start));
+            p += Put(destination, p, "])\n"u8);
+        }
+        else
+        {
+            p += Put(destination, p, module);
+            p += Put(destination, p, ")\n"u8);
+        }
+        return p;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Put(Span<byte> destination, int at, ReadOnlySpan<byte> bytes)
+    {
+        bytes.CopyTo(destination[at..]);
+        return bytes.Length;
+    }
+
     /// <summary>
     /// perf script's dso column: <c>path[+0xOFF]</c> (sym-userobj) for a user frame in a file mapping,
     /// otherwise <see cref="WriteModule"/>.
@@ -116,14 +183,15 @@ public sealed class FrameNamer
     /// </summary>
     public void WriteModule(IBufferWriter<byte> writer, in Frame frame) => writer.Write(ModuleBytes(frame));
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ReadOnlySpan<byte> ModuleBytes(in Frame frame)
     {
         switch (frame.Kind)
         {
             case FrameKind.Kernel:
-                if (frame.Mapping is { Kind: MappingKind.Kernel } km && km.Path.Length > 0 && km.Path[0] == '['
-                    && !km.Path.StartsWith(KernelDso, StringComparison.Ordinal))
-                    return km.PathUtf8;
+                if (frame.Mapping is { Kind: MappingKind.Kernel } km && km.PathUtf8 is [(byte)'[', ..] path
+                    && !path.AsSpan().StartsWith("[kernel.kallsyms]"u8))
+                    return path;
                 return "[kernel.kallsyms]"u8;
             case FrameKind.GuestKernel: return "[guest.kernel.kallsyms]"u8;
             case FrameKind.User or FrameKind.GuestUser when frame.Mapping is { } m:

@@ -1,6 +1,9 @@
+using System.Buffers.Text;
+using System.Text;
 using TraceUnwind.Model;
 using TraceUnwind.Output.Internal;
 using TraceUnwind.Symbols;
+using TraceUnwind.Text;
 
 namespace TraceUnwind.Output;
 
@@ -55,47 +58,67 @@ public sealed class PerfScriptWriter : ISampleSink
     {
         if (_completed) throw new InvalidOperationException("the writer is complete");
         var o = _out;
-        o.WriteString(sample.Comm);
-        o.WriteByte((byte)' ');
-        o.WriteDecimalAligned(sample.Pid, 7);
-        o.WriteByte((byte)'/');
-        o.WriteDecimalAligned(sample.Tid, -7);
-        o.WriteByte((byte)' ');
+        // The header line, formatted straight into the output buffer.
+        string comm = sample.Comm ?? "", ev = sample.Event ?? "";
+        int bound = Encoding.UTF8.GetMaxByteCount(comm.Length) + Encoding.UTF8.GetMaxByteCount(ev.Length) + 160;
+        var span = o.GetSpan(bound);
+        int p = Encoding.UTF8.GetBytes(comm, span);
+        span[p++] = (byte)' ';
+        p += Utf8Output.FormatDecimalAligned(span[p..], sample.Pid, 7);
+        span[p++] = (byte)'/';
+        p += Utf8Output.FormatDecimalAligned(span[p..], sample.Tid, -7);
+        span[p++] = (byte)' ';
         if (sample.Cpu >= 0)
         {
-            o.Write("["u8);
-            if (sample.Cpu < 10) o.Write("00"u8);
-            else if (sample.Cpu < 100) o.WriteByte((byte)'0');
-            o.WriteDecimal(sample.Cpu);
-            o.Write("] "u8);
+            span[p++] = (byte)'[';
+            if (sample.Cpu < 10) { span[p++] = (byte)'0'; span[p++] = (byte)'0'; }
+            else if (sample.Cpu < 100) span[p++] = (byte)'0';
+            Utf8Formatter.TryFormat(sample.Cpu, span[p..], out int n);
+            p += n;
+            span[p++] = (byte)']';
+            span[p++] = (byte)' ';
         }
-        o.WriteSeconds(sample.Time, 15);
-        o.Write(": "u8);
+        p += Utf8Output.FormatSecondsAligned(span[p..], sample.Time, 15);
+        span[p++] = (byte)':';
+        span[p++] = (byte)' ';
         if (sample.Kind == SampleKind.DeferredCallchain)
         {
-            o.Write("DEFERRED CALLCHAIN [cookie: "u8);
-            o.WriteHex(sample.Cookie);
-            o.Write("]\n"u8);
+            "DEFERRED CALLCHAIN [cookie: "u8.CopyTo(span[p..]);
+            p += 28;
+            p += Hex.Write(span[p..], sample.Cookie);
+            span[p++] = (byte)']';
+            span[p++] = (byte)'\n';
         }
         else
         {
-            o.WriteDecimalAligned((long)Math.Min(sample.Period, long.MaxValue), 10);
-            o.WriteByte((byte)' ');
-            o.WriteString(sample.Event);
-            o.Write(":\n"u8);
+            p += Utf8Output.FormatDecimalAligned(span[p..], (long)Math.Min(sample.Period, long.MaxValue), 10);
+            span[p++] = (byte)' ';
+            p += Encoding.UTF8.GetBytes(ev, span[p..]);
+            span[p++] = (byte)':';
+            span[p++] = (byte)'\n';
         }
+        // Frame lines: each written in one piece; the span is renewed only when the next line may not fit.
+        var namer = _namer;
         foreach (ref readonly var frame in sample.Frames)
         {
-            o.WriteByte((byte)'\t');
-            o.WriteHexPadded(frame.Kind == FrameKind.UserLost ? 0 : frame.Address, 16);
-            o.WriteByte((byte)' ');
-            if (!frame.IsReliable) o.Write("? "u8);
-            _namer.WriteScriptSymbol(o, frame);
-            o.Write(" ("u8);
-            _namer.WriteDso(o, frame);
-            o.Write(")\n"u8);
+            int n = namer.TryWriteScriptLine(span[p..], frame, out int need);
+            if (n < 0)
+            {
+                o.Advance(p);
+                span = o.GetSpan(need);
+                p = 0;
+                n = namer.TryWriteScriptLine(span, frame, out _);
+            }
+            p += n;
         }
-        o.WriteByte((byte)'\n');
+        if (span.Length - p < 1)
+        {
+            o.Advance(p);
+            span = o.GetSpan(1);
+            p = 0;
+        }
+        span[p++] = (byte)'\n';
+        o.Advance(p);
         Samples++;
         o.DrainIfOver();
     }

@@ -124,5 +124,6 @@ public readonly struct UserMaps(AddressSpace? current, AddressSpace? beforeExec)
     public AddressSpace? BeforeExec { get; } = beforeExec;
 
     /// <summary>The mapping holding <paramref name="ip"/>: the current maps first, then the pre-exec ones.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public Mapping? Find(ulong ip) => Current?.Find(ip) ?? BeforeExec?.Find(ip);
 }

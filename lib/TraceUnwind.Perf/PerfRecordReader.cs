@@ -10,7 +10,8 @@ namespace TraceUnwind.Perf;
 /// Reads a perf.data input (file mode or pipe mode, either byte order, <c>perf record -z</c>
 /// compression) from a stream and delivers its records, decoded, to an
 /// <see cref="IPerfRecordHandler"/> in time order (or file order). Memory stays bounded: the
-/// data section is streamed through a <see cref="PipeReader"/>, only the time-order queue holds
+/// data section is streamed (a non-seekable input through a <see cref="PipeReader"/>; a seekable one
+/// with plain synchronous reads into 1 MiB chunks, framed in place), only the time-order queue holds
 /// records, and nothing is allocated per record.
 ///
 /// Inputs:
@@ -98,9 +99,17 @@ public sealed class PerfRecordReader : IDisposable
                 Session.DataOffset = 16;
                 Session.DataSize = -1;
                 Session.FeaturesComplete = false;
-                await StartDataAsync(seekable, start, 16, cancellationToken).ConfigureAwait(false);
-                _core.BeginData(16, -1);
-                await RunDataAsync(cancellationToken).ConfigureAwait(false);
+                if (seekable)
+                {
+                    _core.BeginData(16, -1);
+                    RunDataSeekable(start + 16, -1, cancellationToken);
+                }
+                else
+                {
+                    await StartDataAsync(seekable, start, 16, cancellationToken).ConfigureAwait(false);
+                    _core.BeginData(16, -1);
+                    await RunDataAsync(cancellationToken).ConfigureAwait(false);
+                }
             }
             else
             {
@@ -202,9 +211,17 @@ public sealed class PerfRecordReader : IDisposable
             Session.FeaturesComplete = true;
         }
 
-        await StartDataAsync(seekable, start, sec.DataOffset, ct).ConfigureAwait(false);
-        core.BeginData(sec.DataOffset, sec.DataSize);
-        await RunDataAsync(ct).ConfigureAwait(false);
+        if (seekable)
+        {
+            core.BeginData(sec.DataOffset, sec.DataSize);
+            RunDataSeekable(start + sec.DataOffset, sec.DataSize, ct);
+        }
+        else
+        {
+            await StartDataAsync(seekable, start, sec.DataOffset, ct).ConfigureAwait(false);
+            core.BeginData(sec.DataOffset, sec.DataSize);
+            await RunDataAsync(ct).ConfigureAwait(false);
+        }
 
         if (!seekable && !core.Stopped && featOffset >= 0)
         {
@@ -272,7 +289,7 @@ public sealed class PerfRecordReader : IDisposable
         if (_pipe is null)
         {
             if (seekable) _input.Seek(start + offset, SeekOrigin.Begin);
-            _pipe = PipeReader.Create(_input, new StreamPipeReaderOptions(
+            _pipe = PipeReader.Create(_input, new StreamPipeReaderOptions(pool: BlockCache.Pool.Instance,
                 bufferSize: Math.Max(4096, _options.BufferSize), minimumReadSize: Math.Max(1024, _options.BufferSize / 4), leaveOpen: true));
             _pipePos = seekable ? offset : 0;
         }
@@ -337,6 +354,46 @@ public sealed class PerfRecordReader : IDisposable
         var bytes = new byte[count];
         int n = _input.ReadAtLeast(bytes, count, throwOnEndOfStream: false);
         return n == count ? bytes : bytes[..n];
+    }
+
+    /// <summary>
+    /// The data section of a seekable input: read straight into 1 MiB chunks (synchronous reads, no
+    /// pipe), framed in place; the time-order queue keeps its records in the chunks instead of copying
+    /// them (<see cref="RoundSorter.QueueInPlace"/>). A record cut by a chunk's end moves to the start of the
+    /// next chunk. <paramref name="dataSize"/> -1: to the end of the input.
+    /// </summary>
+    private void RunDataSeekable(long at, long dataSize, CancellationToken ct)
+    {
+        var core = _core!;
+        _input.Seek(at, SeekOrigin.Begin);
+        long left = dataSize < 0 ? long.MaxValue : dataSize;
+        byte[] chunk = core.AcquireReadChunk(out int index);
+        int have = 0;
+        try
+        {
+            while (true)
+            {
+                ct.ThrowIfCancellationRequested();
+                bool end = false;
+                while (have < chunk.Length && left > 0)
+                {
+                    int n = _input.Read(chunk, have, (int)Math.Min(chunk.Length - have, left));
+                    if (n <= 0) { end = true; break; }
+                    have += n;
+                    left -= n;
+                }
+                if (!core.ProcessChunk(chunk, index, have, end || left == 0, out int consumed)) return;
+                var next = core.AcquireReadChunk(out int nextIndex);
+                chunk.AsSpan(consumed, have - consumed).CopyTo(next);
+                have -= consumed;
+                core.ReleaseReadChunk(index);
+                (chunk, index) = (next, nextIndex);
+            }
+        }
+        finally
+        {
+            core.ReleaseReadChunk(index);
+        }
     }
 
     private async Task RunDataAsync(CancellationToken ct)

@@ -45,6 +45,8 @@ public sealed class PerfSampleBuilder : IPerfRecordHandler
     private readonly IUserStackUnwinder? _unwinder;
     private readonly bool _emitDeferred;
     private readonly Frame[] _frames = new Frame[MaxFrames];
+    // When the sink runs on its own thread, frames are built straight into its batch (no second copy).
+    private readonly PipelinedSink? _pipeline;
     private readonly AddressSpace _noMaps = new();
     private long _index;
 
@@ -52,6 +54,7 @@ public sealed class PerfSampleBuilder : IPerfRecordHandler
     {
         _session = session;
         _sink = sink;
+        _pipeline = sink as PipelinedSink;
         _tally = tally;
         _unwinder = options.Unwinder;
         _emitDeferred = options.EmitDeferredCallchains;
@@ -73,7 +76,11 @@ public sealed class PerfSampleBuilder : IPerfRecordHandler
     public void OnSample(in PerfSample s)
     {
         Processes.NoteThread(s.Pid, s.Tid);
-        int n = BuildFrames(s);
+        // At most: every callchain entry, plus the cookie or the sampled ip, or the unwound user frames.
+        Span<Frame> dest = _pipeline is null
+            ? _frames
+            : _pipeline.FrameSpace(Math.Min(MaxFrames, s.Callchain.Length + 2 + (_unwinder is null ? 0 : MaxUnwoundFrames)));
+        int n = BuildFrames(s, dest);
         var attr = s.Event.Attr;
         var sample = new Sample
         {
@@ -87,10 +94,11 @@ public sealed class PerfSampleBuilder : IPerfRecordHandler
             Ip = s.Ip,
             Comm = Processes.CommOf(s.Pid, s.Tid),
             Event = s.Event.Name,
-            Frames = _frames.AsSpan(0, n),
+            Frames = dest[..n],
             Kind = SampleKind.Event,
         };
-        _sink.OnSample(in sample);
+        if (_pipeline is null) _sink.OnSample(in sample);
+        else _pipeline.OnSampleInPlace(in sample);
     }
 
     public void OnDeferredCallchain(in PerfDeferredCallchain d)
@@ -124,7 +132,7 @@ public sealed class PerfSampleBuilder : IPerfRecordHandler
         _sink.OnSample(in sample);
     }
 
-    private int BuildFrames(in PerfSample s)
+    private int BuildFrames(in PerfSample s, Span<Frame> frames)
     {
         int n = 0, userFrames = 0;
         var cc = s.Callchain;
@@ -162,20 +170,25 @@ public sealed class PerfSampleBuilder : IPerfRecordHandler
                 first = true;
                 continue;
             }
-            Mapping? m = kind switch
+            // A run of addresses in one context: the first is the interrupted ip, the rest return addresses.
+            int j = i + 1;
+            while (j < end && cc[j] < PerfContext.Max) j++;
+            var run = cc[i..j];
+            if (kind == FrameKind.User)
             {
-                FrameKind.User => user.Find(ip),
-                FrameKind.Kernel => kernelMaps.Find(ip),
-                _ => null,
-            };
-            if (kind == FrameKind.User) userFrames++;
-            _frames[n++] = new Frame(ip, kind, m, first ? FrameFlags.None : FrameFlags.ReturnAddress);
+                AddRun(run, kind, first, user.Current, user.BeforeExec, frames[n..]);
+                userFrames += run.Length;
+            }
+            else AddRun(run, kind, first, kind == FrameKind.Kernel ? kernelMaps : null, null, frames[n..]);
+            // (Hypervisor and guest addresses get no mapping.)
+            n += run.Length;
             first = false;
+            i = j - 1;
         }
         if (deferred)
         {
             var k = s.DeferredResolution == PerfDeferredResolution.Lost ? FrameKind.UserLost : FrameKind.DeferredCookie;
-            _frames[n++] = new Frame(cc[^1], k);
+            frames[n++] = new Frame(cc[^1], k);
             return n;
         }
 
@@ -186,13 +199,13 @@ public sealed class PerfSampleBuilder : IPerfRecordHandler
             {
                 var stack = new CapturedUserStack(_session.UnwindArch, s.UserRegsAbi, s.Event.Attr.SampleRegsUser, s.UserRegs, s.UserStackValid);
                 var maps = Processes.MapsOf(s.Pid) ?? _noMaps;
-                var dest = _frames.AsSpan(n, Math.Min(MaxUnwoundFrames, _frames.Length - n));
+                var dest = frames.Slice(n, Math.Min(MaxUnwoundFrames, frames.Length - n));
                 int got = _unwinder.Unwind(stack, maps, dest, out _);
                 n += Math.Clamp(got, 0, dest.Length);
             }
             else if (s.CpuMode == PerfRecordMisc.User && (s.SampleType & PerfSampleType.Ip) != 0)
             {
-                _frames[n++] = new Frame(s.Ip, FrameKind.User, user.Find(s.Ip));
+                frames[n++] = new Frame(s.Ip, FrameKind.User, user.Find(s.Ip));
             }
             return n;
         }
@@ -208,9 +221,24 @@ public sealed class PerfSampleBuilder : IPerfRecordHandler
                 _ => FrameKind.User,
             };
             Mapping? m = k == FrameKind.Kernel ? kernelMaps.Find(s.Ip) : k == FrameKind.User ? user.Find(s.Ip) : null;
-            _frames[n++] = new Frame(s.Ip, k, m);
+            frames[n++] = new Frame(s.Ip, k, m);
         }
         return n;
+    }
+
+    /// <summary>
+    /// Frames for <paramref name="ips"/> (no markers among them) at the start of <paramref name="destination"/>, named from
+    /// <paramref name="maps"/>, then <paramref name="fallback"/> (a process's maps from before its exec).
+    /// </summary>
+    private static void AddRun(ReadOnlySpan<ulong> ips, FrameKind kind, bool first, AddressSpace? maps, AddressSpace? fallback, Span<Frame> destination)
+    {
+        var frames = destination[..ips.Length];
+        for (int k = 0; k < ips.Length; k++)
+        {
+            ulong ip = ips[k];
+            var m = maps?.Find(ip) ?? fallback?.Find(ip);
+            frames[k] = new Frame(ip, kind, m, first && k == 0 ? FrameFlags.None : FrameFlags.ReturnAddress);
+        }
     }
 
     /// <summary>Counts a callchain word in the marker range that is no valid marker here (formats a message only for the kept examples).</summary>

@@ -34,6 +34,13 @@ public sealed class PerfSampleSource : ISampleSource
     /// <summary>The process model; set when <see cref="RunAsync"/> starts.</summary>
     public PerfProcessModel? Processes { get; private set; }
 
+    /// <summary>
+    /// Inputs at least this large (seekable, so the size is known) are read on one thread and
+    /// formatted on another (<see cref="PipelinedSink"/>) when the machine has more than one CPU.
+    /// Smaller ones, and pipes, run on the caller's flow alone. Tests set it to 0 to force the two threads.
+    /// </summary>
+    internal long PipelineMinBytes { get; set; } = 32L << 20;
+
     /// <inheritdoc/>
     /// <exception cref="TraceFormatException">The input is not perf.data or its header lies.</exception>
     public async Task RunAsync(ISampleSink sink, CancellationToken cancellationToken)
@@ -41,10 +48,35 @@ public sealed class PerfSampleSource : ISampleSource
         ArgumentNullException.ThrowIfNull(sink);
         using var reader = new PerfRecordReader(_input, _sourceName, _options, _tally);
         Session = reader.Session;
-        var builder = new PerfSampleBuilder(reader.Session, sink, _options, _tally);
+        var pipeline = UsePipeline() ? new PipelinedSink(sink) : null;
+        var builder = new PerfSampleBuilder(reader.Session, pipeline ?? (ISampleSink)sink, _options, _tally);
         Processes = builder.Processes;
         IPerfRecordHandler first = _options.RecordStage?.Invoke(reader.Session, builder) ?? builder;
-        await reader.RunAsync(first, cancellationToken).ConfigureAwait(false);
-        sink.Complete();
+        try
+        {
+            await reader.RunAsync(first, cancellationToken).ConfigureAwait(false);
+        }
+        catch when (pipeline is not null)
+        {
+            // The samples read so far still reach the sink (as they would have on one thread); a failure
+            // of the sink itself, being about an earlier sample, wins over the front end's.
+            pipeline.Finish(complete: false);
+            throw;
+        }
+        if (pipeline is not null) pipeline.Finish(complete: true);
+        else sink.Complete();
+    }
+
+    private bool UsePipeline()
+    {
+        if (Environment.ProcessorCount < 2 || !_input.CanSeek) return false;
+        try
+        {
+            return _input.Length - _input.Position >= PipelineMinBytes;
+        }
+        catch (NotSupportedException)
+        {
+            return false;
+        }
     }
 }

@@ -18,6 +18,9 @@ internal interface IReaderCore : IDisposable
     void ParseFeature(PerfFeature feature, ReadOnlySpan<byte> payload, long offset);
     void BeginData(long offset, long size);
     bool ProcessSequence(ref ReadOnlySequence<byte> buffer, bool isCompleted);
+    byte[] AcquireReadChunk(out int index);
+    void ReleaseReadChunk(int index);
+    bool ProcessChunk(byte[] chunk, int index, int length, bool isCompleted, out int consumed);
     void Finish();
     void OnIdle();
 }
@@ -53,6 +56,11 @@ internal sealed class ReaderCore<TOrder> : IReaderCore where TOrder : struct, IB
     private readonly byte[] _scratch = new byte[MaxRecord + 1];
     private ZstdRecordStream? _zstd;
     private long _zstdRecordOffset;
+    // Seekable file mode: the chunk being framed, whose records the sorter may queue without a copy.
+    private byte[]? _inPlace;
+    private int _inPlaceIndex;
+    private byte[][]? _ownChunks; // read chunks when there is no sorter (file order): two, alternating
+    private int _ownNext;
 
     private long _pos;            // absolute offset of the next byte of the data stream
     private long _dataRemaining;  // file mode: bytes of the data section left; pipe mode: -1
@@ -273,6 +281,53 @@ internal sealed class ReaderCore<TOrder> : IReaderCore where TOrder : struct, IB
         return true;
     }
 
+    // ---------------------------------------------------------------- seekable file mode: read chunks
+
+    /// <summary>A 1 MiB chunk to read input into (the sorter's, so records can stay in it while queued).</summary>
+    public byte[] AcquireReadChunk(out int index)
+    {
+        if (_sorter is not null) return _sorter.AcquireReadChunk(out index);
+        // Without a sorter nothing outlives the framing of a chunk; the reader holds at most two at once.
+        _ownChunks ??= [BlockCache.Rent(1 << 20), BlockCache.Rent(1 << 20)];
+        index = _ownNext;
+        _ownNext ^= 1;
+        return _ownChunks[index];
+    }
+
+    public void ReleaseReadChunk(int index) => _sorter?.ReleaseReadChunk(index);
+
+    /// <summary>
+    /// Frames the records in <c>chunk[..length]</c> like <see cref="ProcessSequence"/>; queued records stay in
+    /// the chunk. <paramref name="consumed"/>: bytes used (a record cut by the chunk's end is left for the next).
+    /// </summary>
+    public bool ProcessChunk(byte[] chunk, int index, int length, bool isCompleted, out int consumed)
+    {
+        _inPlace = chunk;
+        _inPlaceIndex = index;
+        try
+        {
+            var seq = new ReadOnlySequence<byte>(chunk, 0, length);
+            bool more = ProcessSequence(ref seq, isCompleted);
+            consumed = length - (int)seq.Length;
+            return more;
+        }
+        finally
+        {
+            _inPlace = null;
+        }
+    }
+
+    /// <summary>The offset of <paramref name="rec"/> in the chunk being framed, or -1 when it lies elsewhere (scratch, decompressed).</summary>
+    private int InPlaceOffset(ReadOnlySpan<byte> rec)
+    {
+        var chunk = _inPlace;
+        if (chunk is null) return -1;
+        nint d = System.Runtime.CompilerServices.Unsafe.ByteOffset(
+            ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(chunk),
+            ref System.Runtime.InteropServices.MemoryMarshal.GetReference(rec));
+        return d >= 0 && d <= chunk.Length - rec.Length ? (int)d : -1;
+    }
+
     private void Consume(long n)
     {
         _pos += n;
@@ -311,7 +366,10 @@ internal sealed class ReaderCore<TOrder> : IReaderCore where TOrder : struct, IB
                 var ev = _decoder.EventOf(rec, type, out _);
                 if (ev is not null && _decoder.TryGetTime(rec, type, ev, out ulong t) && t != 0 && t != ulong.MaxValue)
                 {
-                    _sorter.Queue(rec, t, off, _deliver);
+                    // The event goes along with the record (its index as the tag): no second lookup at delivery.
+                    int at = InPlaceOffset(rec);
+                    if (at >= 0) _sorter.QueueInPlace(_inPlaceIndex, at, rec.Length, t, off, _deliver, ev.Index);
+                    else _sorter.Queue(rec, t, off, _deliver, ev.Index);
                     return;
                 }
             }
@@ -540,7 +598,9 @@ internal sealed class ReaderCore<TOrder> : IReaderCore where TOrder : struct, IB
     {
         var type = (PerfRecordType)TOrder.UInt32(rec);
         _decoder.BeginRecord();
-        var ev = _decoder.EventOf(rec, type, out ulong id);
+        ulong id = 0;
+        int tag = _sorter?.DeliveringTag ?? -1;
+        var ev = tag >= 0 && tag < _session.Events.Count ? _session.Events[tag] : _decoder.EventOf(rec, type, out id);
         if (type == PerfRecordType.Sample)
         {
             DeliverSample(rec, off, ev, id);
@@ -665,5 +725,10 @@ internal sealed class ReaderCore<TOrder> : IReaderCore where TOrder : struct, IB
     {
         _zstd?.Dispose();
         _sorter?.Dispose();
+        if (_ownChunks is not null)
+        {
+            foreach (var c in _ownChunks) BlockCache.Return(c);
+            _ownChunks = null;
+        }
     }
 }

@@ -19,6 +19,10 @@ internal sealed class RecordDecoder<TOrder> where TOrder : struct, IByteOrder
     // A record is at most 64 KiB, so at most 8192 words need converting per record.
     private readonly ulong[] _words = new ulong[8192];
     private int _wordsUsed;
+    // Events found by id, by the id's low bits: perf gives each event one id per CPU (or thread), so a
+    // few ids repeat all the time. An id, once known, always names the same event (PerfSession.AddEvent).
+    private readonly ulong[] _cachedIds = new ulong[16];
+    private readonly PerfEvent?[] _cachedEvents = new PerfEvent?[16];
 
     public RecordDecoder(PerfSession session) => _session = session;
 
@@ -53,7 +57,15 @@ internal sealed class RecordDecoder<TOrder> where TOrder : struct, IByteOrder
             id = TOrder.UInt64(rec[(rec.Length - fromEnd)..]);
         }
         if (id == 0) return first;
-        return _session.FindEventById(id);
+        int slot = (int)id & 15;
+        if (_cachedIds[slot] == id && _cachedEvents[slot] is { } hit) return hit;
+        var ev = _session.FindEventById(id);
+        if (ev is not null)
+        {
+            _cachedIds[slot] = id;
+            _cachedEvents[slot] = ev;
+        }
+        return ev;
     }
 
     /// <summary>The time perf would sort a kernel record by, or false (deliver at once).</summary>

@@ -65,3 +65,67 @@ public class AddressSpaceTests
         Assert.Equal(1, a.Count);
     }
 }
+
+/// <summary>
+/// Find and FindVma (binary search over the cached ends, last-hit cache) agree with a linear scan
+/// of <see cref="AddressSpace.Mappings"/> while inserts and removals interleave with lookups.
+/// </summary>
+public class AddressSpaceLookupCacheTests
+{
+    private static Mapping? ScanFind(AddressSpace a, ulong address)
+    {
+        foreach (var m in a.Mappings) if (m.Contains(address)) return m;
+        return null;
+    }
+
+    private static Mapping? ScanFindVma(AddressSpace a, ulong address)
+    {
+        foreach (var m in a.Mappings) if (m.End > address) return m;
+        return null;
+    }
+
+    [Fact]
+    public void LookupsFollowEveryEdit()
+    {
+        var rng = new Random(11);
+        var a = new AddressSpace();
+        ulong Page() => (ulong)rng.Next(0, 4096) << 12;
+        for (int step = 0; step < 4000; step++)
+        {
+            int op = rng.Next(10);
+            if (op < 3)
+            {
+                ulong s = Page(), len = (ulong)rng.Next(1, 64) << 12;
+                a.Insert(new Mapping(s, s + len, 0, $"/lib/m{step}.so"));
+            }
+            else if (op == 3)
+            {
+                ulong s = Page();
+                a.Remove(s, s + ((ulong)rng.Next(1, 32) << 12));
+            }
+            else if (op == 4 && rng.Next(20) == 0) a.Clear();
+            // Several lookups, often near the previous one (the cache's case), sometimes anywhere.
+            ulong at = Page() + (ulong)rng.Next(4096);
+            for (int k = 0; k < 6; k++)
+            {
+                ulong x = k % 3 == 2 ? Page() + (ulong)rng.Next(4096) : at + (ulong)rng.Next(0, 3) * 0x800;
+                Assert.Same(ScanFind(a, x), a.Find(x));
+                Assert.Same(ScanFindVma(a, x), a.FindVma(x));
+            }
+        }
+    }
+
+    [Fact]
+    public void ACloneHasItsOwnCache()
+    {
+        var a = new AddressSpace();
+        a.Insert(new Mapping(0x1000, 0x3000, 0, "/bin/a"));
+        Assert.Equal("/bin/a", a.Find(0x1800)!.Path);
+        var b = a.Clone();
+        b.Insert(new Mapping(0x1000, 0x2000, 0, "/bin/b"));
+        Assert.Equal("/bin/b", b.Find(0x1800)!.Path);
+        Assert.Equal("/bin/a", a.Find(0x1800)!.Path);
+        Assert.Equal("/bin/a", b.Find(0x2800)!.Path);
+        Assert.Null(b.Find(0x3000));
+    }
+}

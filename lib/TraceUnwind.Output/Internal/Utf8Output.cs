@@ -189,6 +189,33 @@ internal sealed class Utf8Output : IBufferWriter<byte>
         Write(tmp[..n]);
     }
 
+    /// <summary>
+    /// <paramref name="value"/> right-aligned (positive width) or left-aligned (negative width) with spaces,
+    /// printf <c>%*d</c>, into <paramref name="destination"/> (at least 20 bytes and |width|); returns the length.
+    /// </summary>
+    public static int FormatDecimalAligned(Span<byte> destination, long value, int width)
+    {
+        Span<byte> tmp = stackalloc byte[20];
+        Utf8Formatter.TryFormat(value, tmp, out int n);
+        int p = 0;
+        if (width > n) { destination[..(width - n)].Fill((byte)' '); p = width - n; }
+        tmp[..n].CopyTo(destination[p..]);
+        p += n;
+        if (-width > n) { destination.Slice(p, -width - n).Fill((byte)' '); p += -width - n; }
+        return p;
+    }
+
+    /// <summary><see cref="FormatSeconds"/> right-aligned in <paramref name="width"/> columns; returns the length.</summary>
+    public static int FormatSecondsAligned(Span<byte> destination, ulong nanoseconds, int width)
+    {
+        Span<byte> tmp = stackalloc byte[32];
+        int n = FormatSeconds(tmp, nanoseconds);
+        int p = 0;
+        if (width > n) { destination[..(width - n)].Fill((byte)' '); p = width - n; }
+        tmp[..n].CopyTo(destination[p..]);
+        return p + n;
+    }
+
     /// <summary>Formats <c>seconds.nnnnnnnnn</c> (9 decimals, the clock's full resolution); returns the length.</summary>
     public static int FormatSeconds(Span<byte> destination, ulong nanoseconds)
     {
