@@ -60,8 +60,16 @@ public sealed class AllocationTests(ITestOutputHelper output)
         byte[] four = WithSamplesRepeated(path, 4, out int n4);
         Allocated(once, out _); // warm-up: JIT, static tables, pools
         Allocated(four, out _);
-        long a1 = Allocated(once, out var s1);
-        long a4 = Allocated(four, out var s4);
+        // The least of three runs each: a one-time event in the runtime (a pool or a cache of the
+        // framework growing on this thread while other tests run) shows in one run, not in all three;
+        // an allocation per sample shows in every run.
+        long a1 = long.MaxValue, a4 = long.MaxValue;
+        CountingSink s1 = null!, s4 = null!;
+        for (int round = 0; round < 3; round++)
+        {
+            a1 = Math.Min(a1, Allocated(once, out s1));
+            a4 = Math.Min(a4, Allocated(four, out s4));
+        }
         Assert.Equal((long)n1, s1.Samples);
         Assert.Equal((long)n4, s4.Samples);
         long extra = n4 - n1;
