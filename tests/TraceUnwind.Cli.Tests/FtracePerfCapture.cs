@@ -16,10 +16,9 @@ internal static partial class FtracePerfCapture
 {
     public const string Dir = "ftrace-perf";
 
-    /// <summary>The offset between ftrace `local` and perf's clock in the localclock capture, from its own clk.txt (see LocalClockOffsetNs).</summary>
-    public static string Path(params string[] rel) => Fixtures.Path([Dir, .. rel]);
+    public static string CapturePath(params string[] rel) => Fixtures.Path([Dir, .. rel]);
 
-    public static string Text(params string[] rel) => Fixtures.ReadText([Dir, .. rel]);
+    public static string CaptureText(params string[] rel) => Fixtures.ReadText([Dir, .. rel]);
 
     // ---- ftrace text ----
 
@@ -155,7 +154,7 @@ internal static partial class FtracePerfCapture
         public static PerfModel Load(string capture)
         {
             var model = new PerfModel();
-            foreach (var line in Cli.Lines(Text(capture, "perf.sideband.txt")))
+            foreach (var line in Cli.Lines(CaptureText(capture, "perf.sideband.txt")))
             {
                 var m = PerfLine().Match(line);
                 Assert.True(m.Success, line);
@@ -250,7 +249,7 @@ internal static partial class FtracePerfCapture
     /// </summary>
     public static string SnapshotsAsMapsOption(string capture)
     {
-        var trace = Cli.Lines(Text(capture, "raw.txt"));
+        var trace = Cli.Lines(CaptureText(capture, "raw.txt"));
         var markers = new Dictionary<int, (string Ts, int Line)>();
         for (int i = 0; i < trace.Count; i++)
         {
@@ -260,7 +259,7 @@ internal static partial class FtracePerfCapture
             markers[int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)] = ($"{h.Groups["s"].Value}.{h.Groups["us"].Value}", i);
         }
         var sb = new StringBuilder();
-        foreach (var file in Directory.GetFiles(Path(capture, "maps")).OrderBy(f => f, StringComparer.Ordinal))
+        foreach (var file in Directory.GetFiles(CapturePath(capture, "maps")).OrderBy(f => f, StringComparer.Ordinal))
         {
             var n = SnapshotName().Match(System.IO.Path.GetFileName(file));
             if (!n.Success) continue;
@@ -296,7 +295,7 @@ internal static partial class FtracePerfCapture
         static List<(string Key, long T)> Sched(string file)
         {
             var list = new List<(string, long)>();
-            foreach (var line in Cli.Lines(Text("localclock", file)))
+            foreach (var line in Cli.Lines(CaptureText("localclock", file)))
             {
                 var m = EventLine().Match(line);
                 if (m.Success && m.Groups["rest"].Value.StartsWith("sched_process_", StringComparison.Ordinal))
