@@ -242,14 +242,17 @@ internal static partial class FtracePerfCapture
     private static partial Regex SnapshotName();
 
     /// <summary>
-    /// The <c>perfclock</c> capture's snapshots in the <c>--maps</c> format: <c>SEQ-TGID-PID-REASON.maps</c> gets the
+    /// A hold capture's snapshots (<c>perfclock</c> here) in the <c>--maps</c> format: <c>SEQ-TGID-PID-REASON.maps</c> gets the
     /// header <c>==> /proc/TGID/maps &lt;==</c> (<c>/proc/TGID/task/PID/maps</c> for a thread) timed <c>@</c> the trace
     /// line <c>HOLD seq=SEQ</c> that hold wrote right after taking it; a post-exec snapshot (no marker) is timed at
     /// the process's next <c>sched_process_exec</c> line; the holder's own stays untimed.
     /// </summary>
-    public static string SnapshotsAsMapsOption(string capture)
+    public static string SnapshotsAsMapsOption(string capture) => SnapshotsAsMapsOption([Dir, capture]);
+
+    /// <summary>The same for any hold capture folder under <c>fixtures/</c> (<c>ftrace/bash_loop</c>, ...).</summary>
+    public static string SnapshotsAsMapsOption(string[] captureDir)
     {
-        var trace = Cli.Lines(CaptureText(capture, "raw.txt"));
+        var trace = Cli.Lines(Fixtures.ReadText([.. captureDir, "raw.txt"]));
         var markers = new Dictionary<int, (string Ts, int Line)>();
         for (int i = 0; i < trace.Count; i++)
         {
@@ -259,7 +262,7 @@ internal static partial class FtracePerfCapture
             markers[int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)] = ($"{h.Groups["s"].Value}.{h.Groups["us"].Value}", i);
         }
         var sb = new StringBuilder();
-        foreach (var file in Directory.GetFiles(CapturePath(capture, "maps")).OrderBy(f => f, StringComparer.Ordinal))
+        foreach (var file in Directory.GetFiles(Fixtures.Path([.. captureDir, "maps"])).OrderBy(f => f, StringComparer.Ordinal))
         {
             var n = SnapshotName().Match(System.IO.Path.GetFileName(file));
             if (!n.Success) continue;
