@@ -114,7 +114,7 @@ internal static partial class FtracePerfCapture
     [GeneratedRegex(@"^\((?<pid>\d+):(?<tid>\d+)\):\((?<ppid>\d+):(?<ptid>\d+)\)$")]
     private static partial Regex TaskBody();
 
-    public sealed record PerfMapping(long Time, ulong Start, ulong End, string Path)
+    public sealed record PerfMapping(long Time, ulong Start, ulong End, ulong PgOff, string Path)
     {
         /// <summary>What the kernel calls file-backed: not anonymous (<c>//anon</c>) and not <c>[vdso]</c>, <c>[stack]</c>, ...</summary>
         public bool IsFile => Path.StartsWith('/') && !Path.StartsWith("//", StringComparison.Ordinal);
@@ -169,7 +169,8 @@ internal static partial class FtracePerfCapture
                         int pid = int.Parse(b.Groups["pid"].Value, CultureInfo.InvariantCulture);
                         ulong start = ulong.Parse(b.Groups["start"].Value, NumberStyles.HexNumber);
                         ulong len = ulong.Parse(b.Groups["len"].Value, NumberStyles.HexNumber);
-                        model.ImageAt(pid, t, create: true)!.Maps.Add(new PerfMapping(t, start, start + len, b.Groups["path"].Value));
+                        ulong pgoff = ulong.Parse(b.Groups["pgoff"].Value, NumberStyles.HexNumber);
+                        model.ImageAt(pid, t, create: true)!.Maps.Add(new PerfMapping(t, start, start + len, pgoff, b.Groups["path"].Value));
                         break;
                     }
                     case "PERF_RECORD_COMM":
