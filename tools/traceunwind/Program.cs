@@ -20,8 +20,16 @@ public static class Program
         }
         if (!CliConsole.IsRedirected) return parseResult.Invoke();
         // Redirected (tests): help and System.CommandLine's own messages go to the redirected streams too.
-        using var output = new StreamWriter(CliConsole.OpenStdout(), leaveOpen: true) { AutoFlush = true };
-        return parseResult.Invoke(new InvocationConfiguration { Output = output, Error = CliConsole.Error });
+        var output = new StreamWriter(CliConsole.OpenStdout(), leaveOpen: true);
+        try
+        {
+            return parseResult.Invoke(new InvocationConfiguration { Output = output, Error = CliConsole.Error });
+        }
+        finally
+        {
+            try { output.Dispose(); }
+            catch (IOException) { }   // a closed stdout: the command has already ended quietly
+        }
     }
 
     /// <summary>The command tree; each command wires its own options in its <c>Create()</c>.</summary>
