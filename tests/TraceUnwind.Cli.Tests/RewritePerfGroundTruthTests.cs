@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.RegularExpressions;
 using TraceUnwind.Testing;
 using Xunit.Abstractions;
 using static TraceUnwind.Cli.Tests.FtracePerfCapture;
@@ -170,6 +171,38 @@ public sealed class RewritePerfGroundTruthTests(ITestOutputHelper output)
         foreach (var b in Blocks(raw))
             foreach (int line in b.FrameLines)
                 if (wrong[line] != right[line]) Assert.True(model.ExecsAfter(b.Pid, b.TimeNs - offset), $"localclock:{line + 1}");
+    }
+
+    [Fact]
+    public void OffsetEstimatedFromForkAndExitRecordsIsCloseEnough()
+    {
+        // Without a second instance in perf's clock the offset can be read off the data: each
+        // sched_process_fork/exit line has a PERF_RECORD_FORK/EXIT of the same task. perf writes FORK a few µs
+        // before the fork tracepoint fires and EXIT a few µs after the exit tracepoint, so the two kinds of
+        // pairs err in opposite directions; the mean of their medians lands within ~20 µs.
+        var raw = Cli.Lines(CaptureText("localclock", "raw.txt"));
+        var perf = Cli.Lines(CaptureText("localclock", "perf.sideband.txt"));
+        static long PerfTime(string line) => (long)(decimal.Parse(Regex.Match(line, @"(\d+\.\d{9}): PERF_RECORD").Groups[1].Value, CultureInfo.InvariantCulture) * 1_000_000_000m);
+        var forks = new List<long>();
+        var exits = new List<long>();
+        foreach (var line in raw)
+        {
+            var m = EventLine().Match(line);
+            if (!m.Success) continue;
+            string rest = m.Groups["rest"].Value;
+            if (Regex.Match(rest, @"^sched_process_fork: .* child_pid=(\d+)$") is { Success: true } f)
+                forks.Add(TimeNs(m) - PerfTime(perf.Single(l => Regex.IsMatch(l, $@"PERF_RECORD_FORK\(\d+:{f.Groups[1].Value}\)"))));
+            if (Regex.Match(rest, @"^sched_process_exit: comm=.* pid=(\d+) ") is { Success: true } e)
+                exits.Add(TimeNs(m) - PerfTime(perf.Single(l => Regex.IsMatch(l, $@"PERF_RECORD_EXIT\(\d+:{e.Groups[1].Value}\)"))));
+        }
+        static long Median(List<long> l) => l.Order().ElementAt(l.Count / 2);
+        long estimate = (Median(forks) + Median(exits)) / 2, measured = LocalClockOffsetNs();
+        output.WriteLine($"fork pairs {forks.Count} (median {Median(forks)} ns), exit pairs {exits.Count} (median {Median(exits)} ns): estimate {estimate} ns, measured {measured} ns");
+        Assert.InRange(Math.Abs(estimate - measured), 0, 25_000);
+        // And it is good enough: the same output as with the measured offset.
+        Assert.Equal(
+            Rewrite(CapturePath("localclock", "raw.txt"), "--perf", CapturePath("localclock", "perf.data"), "--clock-offset", Seconds(measured)),
+            Rewrite(CapturePath("localclock", "raw.txt"), "--perf", CapturePath("localclock", "perf.data"), "--clock-offset", Seconds(estimate)));
     }
 
     [Fact]
