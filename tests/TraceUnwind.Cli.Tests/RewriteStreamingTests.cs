@@ -102,4 +102,49 @@ public sealed class RewriteStreamingTests
             File.Delete(maps);
         }
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task CancelEndsTheRunWithWhatWasRead(bool beforeFirstBytes)
+    {
+        // Ctrl-C (the command's token) on a pipe that stays open: exit 130 at once, every complete line read
+        // so far written out, whether or not any input had come.
+        var raw = Cli.Lines(CaptureText("perfclock", "raw.txt"));
+        string head = beforeFirstBytes ? "" : string.Concat(raw.Take(10).Select(l => l + "\n"));
+        var expected = Cli.Lines(Cli.Run("rewrite", CapturePath("perfclock", "raw.txt"), "--perf", CapturePath("perfclock", "perf.data")).Stdout);
+        var server = new AnonymousPipeServerStream(PipeDirection.Out);
+        var client = new AnonymousPipeClientStream(PipeDirection.In, server.ClientSafePipeHandle);
+        var output = new WatchedStream();
+        using var cts = new CancellationTokenSource();
+        var stderr = new StringWriter();
+        var run = Commands.RewriteCommand.RunAsync("-", [], CapturePath("perfclock", "perf.data"), 0, false, false, null, null,
+            Ftrace.Pipeline.LineFramer.DefaultMaxLineLength, false, "/proc", client, output, stderr, cts.Token);
+        if (head.Length > 0)
+        {
+            server.Write(Encoding.UTF8.GetBytes(head));
+            server.Flush();
+            Assert.True(output.WaitFor(string.Concat(expected.Take(10).Select(l => l + "\n")), TimeSpan.FromSeconds(20)), output.Text);
+        }
+        else
+        {
+            await Task.Delay(200);
+        }
+        Assert.False(run.IsCompleted);
+        cts.Cancel();
+        int code;
+        try
+        {
+            code = await run.WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        finally
+        {
+            // The writer first: a read still blocked on the pipe (the sniff left behind by the cancel) sees EOF.
+            server.Dispose();
+            client.Dispose();
+        }
+        Assert.Equal(130, code);
+        Assert.Equal("", stderr.ToString());
+        Assert.Equal(string.Concat(expected.Take(head.Length > 0 ? 10 : 0).Select(l => l + "\n")), output.Text);
+    }
 }

@@ -214,8 +214,13 @@ internal static class RewriteCommand
         try
         {
             // A file, or stdin (fd 0, so that `< trace.txt` stays seekable: two passes for --maps),
-            // sniffed: binary inputs are refused with what they look like.
-            inputSource = InputSource.Open(input, stdin);
+            // sniffed: binary inputs are refused with what they look like. The sniff waits for the first
+            // bytes of a pipe; Ctrl-C before they come ends the run at once (the read is left behind).
+            inputSource = await Task.Run(() => InputSource.Open(input, stdin), CancellationToken.None).WaitAsync(ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            return (int)ExitCode.Interrupted;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -223,7 +228,7 @@ internal static class RewriteCommand
             return (int)ExitCode.InputError;
         }
         using var _in = inputSource;
-        if (ct.IsCancellationRequested) return (int)ExitCode.Interrupted;   // Ctrl-C before the first bytes arrived
+        if (ct.IsCancellationRequested) return (int)ExitCode.Interrupted;   // Ctrl-C while the first bytes arrived
         if (Refusal(inputSource) is { } refusal)
         {
             await stderr.WriteLineAsync($"traceunwind rewrite: '{inputSource.Name}' {refusal}").ConfigureAwait(false);
