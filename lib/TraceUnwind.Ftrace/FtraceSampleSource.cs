@@ -361,7 +361,10 @@ public sealed class FtraceSampleSource : ISampleSource
         private void AddUserAddress(ulong address, in LinePosition position)
         {
             Mapping? m = null;
-            if (_maps is not null && _blockPid > 0) m = _maps.FindVma(BlockTgid, _blockWhen, address);
+            // The rewrite's (and the kernel's sym-userobj) rule: a frame is named by a file-backed mapping
+            // or not at all. find_vma's first mapping above a garbage address can be [vsyscall] or [stack]:
+            // fold printed "[vsyscall][+0x575000656e016e74]" where rewrite printed "<575000656d616e74>".
+            if (_maps is not null && _blockPid > 0 && _maps.FindVma(BlockTgid, _blockWhen, address) is { IsFileBacked: true } found) m = found;
             AddUser(new Frame(address, FrameKind.User, m, FlagsFor(_blockFrames)), position);
         }
 

@@ -17,22 +17,36 @@ public static class CliConsole
         !Console.IsErrorRedirected);
 
     /// <summary>
-    /// A standard stream as a plain FileStream on its descriptor, not through System.Console: Console
-    /// streams take the console's lock on every write, which the runtime holds while it raises
-    /// CancelKeyPress, so the final flush after Ctrl-C would wait out the termination timeout.
+    /// A standard stream on its descriptor, not through System.Console: Console streams take the
+    /// console's lock on every write, which the runtime holds while it raises CancelKeyPress, so the
+    /// final flush after Ctrl-C would wait out the termination timeout.
     /// A redirected stdin stays seekable this way (<c>traceunwind fold &lt; perf.data</c>).
+    /// An output descriptor that is a regular file is written with write(2) (<see cref="FdWriteStream"/>),
+    /// not through a FileStream: a FileStream writes a seekable file with pwrite at offsets it counts
+    /// itself and leaves the descriptor's offset where it was, so in <c>(echo a; traceunwind ...; echo b) &gt; out</c>
+    /// or <c>traceunwind ... &gt; log 2&gt;&amp;1</c> the other writers of the same open file overwrote our output.
     /// </summary>
-    public static FileStream? OpenFd(int fd, FileAccess access)
+    public static Stream? OpenFd(int fd, FileAccess access)
     {
+        FileStream fs;
         try
         {
-            return new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: false), access, 1);
+            fs = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: false), access, 1);
         }
         catch (Exception ex) when (ex is ArgumentException or IOException or UnauthorizedAccessException)
         {
             return null;
         }
+        if (access == FileAccess.Write && fs.CanSeek)
+        {
+            fs.Dispose();   // does not close the descriptor (not owned)
+            return new FdWriteStream(fd);
+        }
+        return fs;
     }
+
+    /// <summary>True inside <see cref="Use"/>: the commands' streams are the caller's, not the process's descriptors.</summary>
+    public static bool IsRedirected => Current.Value is not null;
 
     public static Stream OpenStdin() => Get().Stdin();
     public static Stream OpenStdout() => Get().Stdout();

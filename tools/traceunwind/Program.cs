@@ -18,7 +18,18 @@ public static class Program
             CliConsole.Error.WriteLine("Try 'traceunwind --help' or 'traceunwind COMMAND --help'.");
             return (int)ExitCode.UsageError;
         }
-        return parseResult.Invoke();
+        if (!CliConsole.IsRedirected) return parseResult.Invoke();
+        // Redirected (tests): help and System.CommandLine's own messages go to the redirected streams too.
+        var output = new StreamWriter(CliConsole.OpenStdout(), leaveOpen: true);
+        try
+        {
+            return parseResult.Invoke(new InvocationConfiguration { Output = output, Error = CliConsole.Error });
+        }
+        finally
+        {
+            try { output.Dispose(); }
+            catch (IOException) { }   // a closed stdout: the command has already ended quietly
+        }
     }
 
     /// <summary>The command tree; each command wires its own options in its <c>Create()</c>.</summary>
@@ -26,7 +37,7 @@ public static class Program
     {
         // rewrite's hooks into the other libraries (the ftrace front end knows no perf.data and no ELF).
         RewriteCommand.PerfTimelineLoader ??= PerfSideband.LoadAsync;
-        RewriteCommand.UserSymbolizerFactory ??= _ => new TraceUnwind.Unwinding.Modules.ElfSymbolizer();
+        RewriteCommand.UserSymbolizerFactory ??= (symfs, _) => new TraceUnwind.Unwinding.Modules.ElfSymbolizer(symfs);
         var root = new RootCommand(
             "TraceUnwind: turns Linux trace captures (perf.data, ftrace text) into stacks people can read.\n" +
             "User frames are written path[+0xOFF] exactly as the kernel's ftrace sym-userobj option prints them.");

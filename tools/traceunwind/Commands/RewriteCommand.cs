@@ -1,7 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Runtime.InteropServices;
-using Microsoft.Win32.SafeHandles;
 using TraceUnwind.Diagnostics;
 using TraceUnwind.Ftrace.Maps;
 using TraceUnwind.Ftrace.Pipeline;
@@ -22,7 +20,7 @@ internal static class RewriteCommand
     /// reader of TraceUnwind.Unwinding). Null until the integrator plugs it in; <c>--symbols</c>
     /// then reports that it is not available.
     /// </summary>
-    internal static Func<ErrorTally, ISymbolizer>? UserSymbolizerFactory { get; set; }
+    internal static Func<string?, ErrorTally, ISymbolizer>? UserSymbolizerFactory { get; set; }
 
     /// <summary>
     /// Reads a perf.data's side-band records into a timeline for <c>--perf</c>: MMAP/MMAP2 →
@@ -69,6 +67,12 @@ internal static class RewriteCommand
         Description = "append ' symbol+0xoff' from the ELF symbol tables to each rewritten frame",
     };
 
+    private static readonly Option<string?> SymfsOption = new("--symfs")
+    {
+        Description = "with --symbols: read the ELF files under DIR (perf's --symfs: DIR joined with the recorded path)",
+        HelpName = "DIR",
+    };
+
     private static readonly Option<string?> OutputOption = new("--output", "-o")
     {
         Description = "write here instead of stdout",
@@ -105,6 +109,7 @@ internal static class RewriteCommand
         cmd.Options.Add(ClockOffsetOption);
         cmd.Options.Add(KeepAddressOption);
         cmd.Options.Add(SymbolsOption);
+        cmd.Options.Add(SymfsOption);
         cmd.Options.Add(OutputOption);
         cmd.Options.Add(MaxLineOption);
         cmd.Options.Add(StatsOption);
@@ -115,6 +120,8 @@ internal static class RewriteCommand
                 r.AddError("--perf and --maps are two sources of address spaces: give one");
             if (r.GetValue(ClockOffsetOption) is { } off && r.GetValue(PerfOption) is null)
                 r.AddError("--clock-offset applies to --perf");
+            if (r.GetValue(SymfsOption) is not null && !r.GetValue(SymbolsOption))
+                r.AddError("--symfs applies to --symbols");
             if (r.GetValue(ClockOffsetOption) is { } o && !TryParseSeconds(o, out _))
                 r.AddError($"--clock-offset: '{o}' is not a number of seconds (e.g. 0.03042 or -1.5)");
         });
@@ -125,12 +132,12 @@ internal static class RewriteCommand
         cmd.SetAction(async (parseResult, ct) =>
         {
             string? output = parseResult.GetValue(OutputOption);
-            // fd 1 and 2 directly, not through System.Console: on Ctrl-C the runtime raises
-            // CancelKeyPress (System.CommandLine then waits for this action) while holding the
-            // console's lock, which Console streams take on every write: the final flush would wait
-            // out the termination timeout instead of writing what was read.
-            await using var stdout = output is null ? CliConsole.OpenFd(1, FileAccess.Write) ?? Console.OpenStandardOutput() : null;
-            await using var stderrStream = CliConsole.OpenFd(2, FileAccess.Write);
+            // Standard streams on their descriptors (CliConsole), not through System.Console: on Ctrl-C the
+            // runtime raises CancelKeyPress (System.CommandLine then waits for this action) while holding the
+            // console's lock, which Console streams take on every write: the final flush would wait out the
+            // termination timeout instead of writing what was read. Tests redirect them with CliConsole.Use.
+            await using var stdout = output is null ? CliConsole.OpenStdout() : null;
+            await using var stderrStream = CliConsole.IsRedirected ? null : CliConsole.OpenFd(2, FileAccess.Write);
             await using var stderr = stderrStream is null ? null : new StreamWriter(stderrStream) { AutoFlush = true };
             // Ctrl-C / SIGTERM: stop reading, write out what was read, exit 130.
             using var interrupt = Termination.Watch(ct);
@@ -141,18 +148,23 @@ internal static class RewriteCommand
                 TryParseSeconds(parseResult.GetValue(ClockOffsetOption) ?? "0", out long offsetNs) ? offsetNs : 0,
                 parseResult.GetValue(KeepAddressOption),
                 parseResult.GetValue(SymbolsOption),
+                parseResult.GetValue(SymfsOption),
                 output,
                 parseResult.GetValue(MaxLineOption),
                 parseResult.GetValue(StatsOption),
                 parseResult.GetValue(ProcRootOption) ?? "/proc",
-                stdout, (TextWriter?)stderr ?? Console.Error, interrupt.Token).ConfigureAwait(false);
+                null, stdout, (TextWriter?)stderr ?? CliConsole.Error, interrupt.Token).ConfigureAwait(false);
         });
         return cmd;
     }
 
-    /// <summary>The command's work, testable with any streams.</summary>
-    internal static async Task<int> RunAsync(string input, string[] maps, string? perf, long clockOffsetNs, bool keepAddress, bool symbols, string? outputPath,
-        int maxLineLength, bool stats, string procRoot, Stream? stdout, TextWriter stderr, CancellationToken ct)
+    /// <summary>
+    /// The command's work, testable with any streams: <paramref name="stdin"/> (null: the process's, through
+    /// <see cref="CliConsole"/>) is read for <c>-</c>, <paramref name="stdout"/> written unless
+    /// <paramref name="outputPath"/> is given.
+    /// </summary>
+    internal static async Task<int> RunAsync(string input, string[] maps, string? perf, long clockOffsetNs, bool keepAddress, bool symbols, string? symfs,
+        string? outputPath, int maxLineLength, bool stats, string procRoot, Stream? stdin, Stream? stdout, TextWriter stderr, CancellationToken ct)
     {
         var tally = new ErrorTally();
         IMapsSource source;
@@ -174,12 +186,17 @@ internal static class RewriteCommand
         }
         catch (TraceFormatException ex)
         {
-            await stderr.WriteLineAsync($"traceunwind rewrite: {ex.Message}").ConfigureAwait(false);
+            // The perf reader names the file and the byte offset; the snapshot reader the file and line.
+            await stderr.WriteLineAsync($"traceunwind rewrite: {(perf is not null ? "--perf" : "--maps")}: {ex.WithSource(perf).Message}").ConfigureAwait(false);
             return (int)ExitCode.InputError;
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            return (int)ExitCode.Interrupted;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            await stderr.WriteLineAsync($"traceunwind rewrite: --maps: {ex.Message}").ConfigureAwait(false);
+            await stderr.WriteLineAsync($"traceunwind rewrite: {(perf is not null ? "--perf" : "--maps")}: {ex.Message}").ConfigureAwait(false);
             return (int)ExitCode.InputError;
         }
         ISymbolizer? symbolizer = null;
@@ -190,48 +207,55 @@ internal static class RewriteCommand
                 await stderr.WriteLineAsync("traceunwind rewrite: --symbols: no ELF symbolizer in this build").ConfigureAwait(false);
                 return (int)ExitCode.UsageError;
             }
-            symbolizer = UserSymbolizerFactory(tally);
+            symbolizer = UserSymbolizerFactory(symfs, tally);
         }
 
-        Stream inStream;
-        string name;
+        InputSource inputSource;
         try
         {
-            (inStream, name) = OpenInput(input);
+            // A file, or stdin (fd 0, so that `< trace.txt` stays seekable: two passes for --maps),
+            // sniffed: binary inputs are refused with what they look like. The sniff waits for the first
+            // bytes of a pipe; Ctrl-C before they come ends the run at once (the read is left behind).
+            inputSource = await Task.Run(() => InputSource.Open(input, stdin), CancellationToken.None).WaitAsync(ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            return (int)ExitCode.Interrupted;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            await stderr.WriteLineAsync($"traceunwind rewrite: {input}: {ex.Message}").ConfigureAwait(false);
+            await stderr.WriteLineAsync($"traceunwind rewrite: cannot open '{input}': {ex.Message}").ConfigureAwait(false);
             return (int)ExitCode.InputError;
         }
-        await using var _in = inStream.ConfigureAwait(false);
-        if (inStream.CanSeek && Sniff(inStream) is { } refusal)
+        using var _in = inputSource;
+        if (ct.IsCancellationRequested) return (int)ExitCode.Interrupted;   // Ctrl-C while the first bytes arrived
+        if (Refusal(inputSource) is { } refusal)
         {
-            await stderr.WriteLineAsync($"traceunwind rewrite: {name}: {refusal}").ConfigureAwait(false);
+            await stderr.WriteLineAsync($"traceunwind rewrite: '{inputSource.Name}' {refusal}").ConfigureAwait(false);
             return (int)ExitCode.InputError;
         }
 
         Stream outStream;
         try
         {
-            outStream = outputPath is null ? stdout ?? Console.OpenStandardOutput() : new FileStream(outputPath, FileMode.Create, FileAccess.Write, FileShare.Read, 1);
+            outStream = outputPath is null ? stdout ?? CliConsole.OpenStdout() : new FileStream(outputPath, FileMode.Create, FileAccess.Write, FileShare.Read, 1);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            await stderr.WriteLineAsync($"traceunwind rewrite: {outputPath}: {ex.Message}").ConfigureAwait(false);
+            await stderr.WriteLineAsync($"traceunwind rewrite: cannot write '{outputPath}': {ex.Message}").ConfigureAwait(false);
             return (int)ExitCode.InputError;
         }
 
         RewriteResult result;
         try
         {
-            result = await FtraceRewriter.RunAsync(inStream, outStream,
+            result = await FtraceRewriter.RunAsync(inputSource.Stream, outStream,
                 new RewriteOptions { Maps = source, KeepAddress = keepAddress, Symbolizer = symbolizer, MaxLineLength = maxLineLength },
-                tally, name, ct).ConfigureAwait(false);
+                tally, inputSource.Name, ct).ConfigureAwait(false);
         }
         catch (IOException ex)
         {
-            await stderr.WriteLineAsync($"traceunwind rewrite: {name}: {ex.Message}").ConfigureAwait(false);
+            await stderr.WriteLineAsync($"traceunwind rewrite: {inputSource.Name}: {ex.Message}").ConfigureAwait(false);
             return (int)ExitCode.InputError;
         }
         finally
@@ -268,39 +292,13 @@ internal static class RewriteCommand
         return true;
     }
 
-    /// <summary>A file, or stdin (<c>-</c>) opened on fd 0 so that <c>&lt; trace.txt</c> stays seekable (two passes for --maps).</summary>
-    private static (Stream Stream, string Name) OpenInput(string input)
+    /// <summary>Why rewrite does not read this input (it reads text), or null for text.</summary>
+    private static string? Refusal(InputSource input) => input.Format switch
     {
-        if (input != InputSource.StdinName)
-        {
-            if (Directory.Exists(input)) throw new IOException("is a directory");
-            return (new FileStream(input, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1, FileOptions.SequentialScan), input);
-        }
-        try
-        {
-            return (new FileStream(new SafeFileHandle(0, ownsHandle: false), FileAccess.Read, 1), "stdin");
-        }
-        catch (Exception ex) when (ex is ArgumentException or IOException or UnauthorizedAccessException)
-        {
-            return (Console.OpenStandardInput(), "stdin");
-        }
-    }
-
-    /// <summary>Refuses binary inputs with a precise message (rewrite reads text); null for text.</summary>
-    private static string? Sniff(Stream s)
-    {
-        long start = s.Position;
-        var head = new byte[16];
-        int n = s.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
-        s.Position = start;
-        var format = InputSource.Sniff(head.AsSpan(0, n));
-        return format switch
-        {
-            InputFormat.PerfFile or InputFormat.PerfPipe => "this is perf.data; rewrite reads ftrace text (use `traceunwind script` for perf.data)",
-            _ when n >= 4 && head[0] == 0x1f && head[1] == 0x8b => "gzip data: decompress it first (zcat FILE | traceunwind rewrite)",
-            _ when n >= 8 && head.AsSpan(0, 8).SequenceEqual(new byte[] { 0x17, 0x08, 0x44, (byte)'t', (byte)'r', (byte)'a', (byte)'c', (byte)'i' }) =>
-                "a trace-cmd trace.dat: render it with `trace-cmd report` and pipe that in",
-            _ => null,
-        };
-    }
+        InputFormat.Text => null,
+        InputFormat.PerfFile or InputFormat.PerfPipe =>
+            "is perf.data; rewrite reads ftrace text (use `traceunwind script` for perf.data, or give it to rewrite with --perf)",
+        InputFormat.Empty => "is empty: no ftrace text to rewrite",
+        _ => $"is not ftrace text: {input.Describe()}",
+    };
 }
