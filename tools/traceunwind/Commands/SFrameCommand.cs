@@ -28,8 +28,18 @@ internal static class SFrameCommand
         cmd.SetAction(parseResult =>
         {
             var files = parseResult.GetValue(ElfArgument) ?? [];
-            int failed = SFrameReport.Run(Console.Out, Console.Error, files, parseResult.GetValue(JsonOption));
-            return (int)(failed == 0 ? ExitCode.Ok : ExitCode.InputError);
+            using var output = OutputStream.Open(null);
+            using var stdout = new StreamWriter(output, new System.Text.UTF8Encoding(false), 1 << 16);
+            try
+            {
+                int failed = SFrameReport.Run(stdout, CliConsole.Error, files, parseResult.GetValue(JsonOption));
+                stdout.Flush();
+                return (int)(failed == 0 ? ExitCode.Ok : ExitCode.InputError);
+            }
+            catch (OutputClosedException)
+            {
+                return (int)ExitCode.Ok; // `| head` closed the pipe
+            }
         });
         return cmd;
     }
