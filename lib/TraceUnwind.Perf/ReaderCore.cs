@@ -129,6 +129,17 @@ internal sealed class ReaderCore<TOrder> : IReaderCore where TOrder : struct, IB
             Array.Clear(_session.FeatureBitmap);
             dataSize = fileLength >= 0 ? (ulong)fileLength - dataOff : ulong.MaxValue;
         }
+        if (dataSize != ulong.MaxValue && fileLength >= 0 && dataOff < (ulong)fileLength
+            && (dataSize > (ulong)fileLength || dataOff > (ulong)fileLength - dataSize))
+        {
+            // A truncated copy (a disk ran full, a download cut short): the records that are there are
+            // still records. Read them up to the end of the file, say so, and forget the feature sections
+            // (they were after the data). The last record may be cut: the framer counts that.
+            _tally.Add("perf.data.truncated-file", At(48),
+                $"data section 0x{dataOff:x}+0x{dataSize:x} runs past the end of the file (size 0x{fileLength:x}): the file is cut short; reading the 0x{(ulong)fileLength - dataOff:x} bytes present");
+            Array.Clear(_session.FeatureBitmap);
+            dataSize = (ulong)fileLength - dataOff;
+        }
         if (dataSize != ulong.MaxValue) CheckSection("data", dataOff, dataSize, fileLength, 40);
         if (dataOff < headerSize)
             Fail($"data section at 0x{dataOff:x} overlaps the {headerSize}-byte header", 40);

@@ -258,20 +258,23 @@ public sealed class CliHabitsTests
     [Fact]
     public void TruncatedFileNamesTheByteOffset()
     {
+        // A perf.data cut in half: what is there is read and printed, the summary names the header
+        // field (byte 48, data size) and the cut record's offset; exit 0 as for any skipped record.
         var data = File.ReadAllBytes(SideBand);
         var path = Temp("truncated.data");
         File.WriteAllBytes(path, data.AsSpan(0, data.Length / 2).ToArray());
         try
         {
             long dataOffset = BinaryPrimitives.ReadInt64LittleEndian(data.AsSpan(40)), dataSize = BinaryPrimitives.ReadInt64LittleEndian(data.AsSpan(48));
-            string expected = $"{path}: byte offset 0x28 (40): data section 0x{dataOffset:x}+0x{dataSize:x} runs past end of file (size 0x{data.Length / 2:x})";
-            var r = Cli.Run("script", path);
-            Assert.Equal(1, r.Code);
-            Assert.Equal($"traceunwind script: {expected}\n", r.Stderr);
+            string expected = $"{path}: byte offset 0x30 (48): data section 0x{dataOffset:x}+0x{dataSize:x} runs past the end of the file (size 0x{data.Length / 2:x})";
+            var r = Cli.Run("script", "--no-merge", path);
+            Assert.Equal(0, r.Code);
+            Assert.Contains("traceunwind: 1 x perf.data.truncated-file (skipped)", r.Stderr);
+            Assert.Contains(expected, r.Stderr);
             var rw = Cli.Run("rewrite", RawTrace, "--perf", path);
-            Assert.Equal(1, rw.Code);
-            Assert.Equal($"traceunwind rewrite: --perf: {expected}\n", rw.Stderr);
-            Assert.Equal("", rw.Stdout);
+            Assert.Equal(0, rw.Code);
+            Assert.Contains(expected, rw.Stderr);
+            Assert.NotEqual("", rw.Stdout);
         }
         finally
         {
