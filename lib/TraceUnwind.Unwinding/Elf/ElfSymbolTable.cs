@@ -55,14 +55,22 @@ public sealed class ElfSymbolTable
             strData = elf.GetSectionData(strSection);
         }
         catch (Diagnostics.TraceFormatException) { return null; }
+        // A symbol without a size ends at the next symbol, but never past the end of its own section
+        // (a size-0 _fini, last in .fini, would otherwise claim .rodata and everything above).
+        var sectionEnds = new ulong[elf.Sections.Count];
+        for (int i = 0; i < sectionEnds.Length; i++)
+        {
+            var sec = elf.Sections[i];
+            sectionEnds[i] = sec.Size > ulong.MaxValue - sec.Address ? ulong.MaxValue : sec.Address + sec.Size;
+        }
         return elf.IsBigEndian
-            ? Build<BigEndian>(symData, strData, elf.Is64, t.Name)
-            : Build<LittleEndian>(symData, strData, elf.Is64, t.Name);
+            ? Build<BigEndian>(symData, strData, elf.Is64, t.Name, sectionEnds)
+            : Build<LittleEndian>(symData, strData, elf.Is64, t.Name, sectionEnds);
     }
 
-    private readonly record struct Raw(ulong Value, ulong Size, uint Name, int Rank);
+    private readonly record struct Raw(ulong Value, ulong Size, uint Name, int Rank, ulong SectionEnd);
 
-    private static ElfSymbolTable? Build<T>(ReadOnlySpan<byte> symData, ReadOnlySpan<byte> strData, bool is64, string sectionName)
+    private static ElfSymbolTable? Build<T>(ReadOnlySpan<byte> symData, ReadOnlySpan<byte> strData, bool is64, string sectionName, ulong[] sectionEnds)
         where T : struct, IByteOrder
     {
         int entSize = is64 ? 24 : 16;
@@ -91,7 +99,9 @@ public sealed class ElfSymbolTable
             if (name >= (uint)strData.Length) continue;
             // STB_GLOBAL 1 > STB_WEAK 2 > STB_LOCAL 0.
             int rank = (bind == 1 ? 2 : bind == 2 ? 1 : 0) * 16 - Math.Min(LeadingUnderscores(strData, name), 15);
-            list.Add(new Raw(value, size, name, rank));
+            // SHN_ABS and other reserved indexes (>= 0xff00) have no section to bound them.
+            ulong sectionEnd = shndx < sectionEnds.Length && sectionEnds[shndx] > value ? sectionEnds[shndx] : ulong.MaxValue;
+            list.Add(new Raw(value, size, name, rank, sectionEnd));
         }
         if (list.Count == 0) return null;
         list.Sort((a, b) => a.Value != b.Value ? a.Value.CompareTo(b.Value) : b.Rank.CompareTo(a.Rank));
@@ -108,7 +118,7 @@ public sealed class ElfSymbolTable
             start[i] = list[i].Value;
             names[i] = list[i].Name;
             ulong next = i + 1 < n ? list[i + 1].Value : ulong.MaxValue;
-            end[i] = list[i].Size != 0 ? list[i].Value + list[i].Size : next;
+            end[i] = list[i].Size != 0 ? list[i].Value + list[i].Size : Math.Min(next, list[i].SectionEnd);
         }
         return new ElfSymbolTable(start, end, names, strData.ToArray(), sectionName);
     }
