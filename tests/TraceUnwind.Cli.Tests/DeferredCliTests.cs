@@ -16,12 +16,8 @@ public sealed class DeferredCliTests
 
     private static (int Code, string Stdout, string Stderr) Run(params string[] args)
     {
-        var stdout = new MemoryStream();
-        var stderr = new StringWriter();
-        int code;
-        using (CliConsole.Use(new MemoryStream(), stdout, stderr))
-            code = Program.Run(args);
-        return (code, Encoding.UTF8.GetString(stdout.ToArray()), stderr.ToString());
+        var r = Cli.Run(args);
+        return (r.Code, r.Stdout, r.Stderr);
     }
 
     private sealed record ScriptSample(int Tid, ulong Micros, string Header, List<(ulong Address, string Dso)> Frames);

@@ -21,7 +21,7 @@ public class InputSourceTests
     public void PipeInputIsReplayedFromByteZero()
     {
         var bytes = File.ReadAllBytes(Fixtures.Path("ftrace", "bash_loop", "raw.txt"));
-        using var src = InputSource.Open(InputSource.StdinName, new NonSeekable(new MemoryStream(bytes)));
+        using var src = InputSource.Open(InputSource.StdinName, new ChunkedStream(bytes, () => 3));
         Assert.Equal(InputFormat.Text, src.Format);
         Assert.False(src.IsSeekable);
         var ms = new MemoryStream();
@@ -39,7 +39,7 @@ public class InputSourceTests
     [Fact]
     public void EmptyInput()
     {
-        using var src = InputSource.Open(InputSource.StdinName, new NonSeekable(new MemoryStream()));
+        using var src = InputSource.Open(InputSource.StdinName, new ChunkedStream([], () => 3));
         Assert.Equal(InputFormat.Empty, src.Format);
         Assert.Equal("the input is empty", src.Describe());
     }
@@ -51,20 +51,5 @@ public class InputSourceTests
         Assert.Equal(InputFormat.PerfPipe, InputSource.Sniff(head));
         byte[] swapped = [.. "2ELIFREP"u8, 0, 0, 0, 0, 0, 0, 0, 104];
         Assert.Equal(InputFormat.PerfFile, InputSource.Sniff(swapped));
-    }
-
-    /// <summary>A stream that cannot seek and returns at most 3 bytes per read, like a slow pipe.</summary>
-    internal sealed class NonSeekable(Stream inner) : Stream
-    {
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, Math.Min(count, 3));
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

@@ -97,7 +97,7 @@ public static partial class FtraceTestData
     /// <summary>Runs the rewrite over bytes (a seekable stream: the two-pass path) and returns the output.</summary>
     public static byte[] Rewrite(byte[] input, RewriteOptions options, ErrorTally? tally = null, bool seekable = true)
     {
-        using var inStream = seekable ? new MemoryStream(input, writable: false) : (Stream)new NonSeekableStream(input);
+        using var inStream = seekable ? new MemoryStream(input, writable: false) : (Stream)new ChunkedStream(input, () => int.MaxValue);
         using var outStream = new MemoryStream();
         var result = FtraceRewriter.RunAsync(inStream, outStream, options, tally ?? new ErrorTally(), "test").GetAwaiter().GetResult();
         Assert.Equal(Pipeline.PipelineEnd.Completed, result.End);
@@ -151,27 +151,4 @@ public static partial class FtraceTestData
         return list;
     }
 
-    /// <summary>A read-only stream that cannot seek, like a pipe.</summary>
-    public sealed class NonSeekableStream(byte[] data, int chunk = int.MaxValue) : Stream
-    {
-        private int _pos;
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-        public override int Read(Span<byte> buffer)
-        {
-            int n = Math.Min(Math.Min(buffer.Length, chunk), data.Length - _pos);
-            data.AsSpan(_pos, n).CopyTo(buffer);
-            _pos += n;
-            return n;
-        }
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => new(Read(buffer.Span));
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    }
 }

@@ -99,7 +99,7 @@ public class RewriteGroundTruthTests(ITestOutputHelper output)
 
     private static byte[] RewriteThroughPipe(byte[] input, Maps.MapsSnapshots snaps, int chunk)
     {
-        using var inStream = new FtraceTestData.NonSeekableStream(input, chunk);
+        using var inStream = new ChunkedStream(input, () => chunk);
         using var outStream = new MemoryStream();
         FtraceRewriter.RunAsync(inStream, outStream, new RewriteOptions { Maps = snaps }, new ErrorTally(), "pipe").GetAwaiter().GetResult();
         return outStream.ToArray();
