@@ -13,31 +13,6 @@ namespace TraceUnwind.Perf.Tests;
 /// </summary>
 public sealed class AllocationTests(ITestOutputHelper output)
 {
-    private sealed class Repeater(PerfSession session, PerfDataWriter writer, int copies) : PerfRecordHandler
-    {
-        public int Samples;
-        private bool _started;
-        private void Start() { if (!_started) { _started = true; writer.AddEvents(session); } }
-        public override void OnSample(in PerfSample s) { Start(); for (int i = 0; i < copies; i++) { writer.WriteRecord(s.Record.Bytes); Samples++; } }
-        public override void OnMmap(in PerfMmap m) { Start(); writer.WriteRecord(m.Record.Bytes); }
-        public override void OnComm(in PerfComm c) { Start(); writer.WriteRecord(c.Record.Bytes); }
-        public override void OnFork(in PerfTaskEvent t) { Start(); writer.WriteRecord(t.Record.Bytes); }
-        public override void OnExit(in PerfTaskEvent t) { Start(); writer.WriteRecord(t.Record.Bytes); }
-        public override void OnOtherRecord(in PerfRecord r) { Start(); writer.WriteRecord(r.Bytes); }
-        public override void OnEnd() { writer.CopyRawFeatures(session); writer.Complete(); }
-    }
-
-    private static byte[] WithSamplesRepeated(string path, int copies, out int samples)
-    {
-        var ms = new MemoryStream();
-        using var fs = File.OpenRead(path);
-        var reader = new PerfRecordReader(fs, path, new PerfReadOptions { Order = PerfRecordOrder.File });
-        var rep = new Repeater(reader.Session, new PerfDataWriter(ms), copies);
-        reader.Run(rep);
-        samples = rep.Samples;
-        return ms.ToArray();
-    }
-
     private static long Allocated(byte[] data, out CountingSink sink)
     {
         sink = new CountingSink();
@@ -56,8 +31,8 @@ public sealed class AllocationTests(ITestOutputHelper output)
     public void AllocationDoesNotGrowWithSamples(string capture)
     {
         string path = Fixtures.Path(capture.Split('/'));
-        byte[] once = WithSamplesRepeated(path, 1, out int n1);
-        byte[] four = WithSamplesRepeated(path, 4, out int n4);
+        byte[] once = SampleRepeat.WithSamplesRepeated(path, 1, out int n1);
+        byte[] four = SampleRepeat.WithSamplesRepeated(path, 4, out int n4);
         Allocated(once, out _); // warm-up: JIT, static tables, pools
         Allocated(four, out _);
         // The least of three runs each: a one-time event in the runtime (a pool or a cache of the

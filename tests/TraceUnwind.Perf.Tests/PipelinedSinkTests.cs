@@ -154,8 +154,8 @@ public sealed class PipelinedSinkTests(ITestOutputHelper output)
     public void NoAllocationPerSampleOnEitherThread(string capture)
     {
         string path = Fixtures.Path(capture.Split('/'));
-        byte[] once = WithSamplesRepeated(path, 1, out int n1);
-        byte[] four = WithSamplesRepeated(path, 12, out int n4);
+        byte[] once = SampleRepeat.WithSamplesRepeated(path, 1, out int n1);
+        byte[] four = SampleRepeat.WithSamplesRepeated(path, 12, out int n4);
         Measure(once, out _, out _);
         Measure(four, out _, out _);
         long reader1 = Measure(once, out long sink1, out long s1);
@@ -164,32 +164,6 @@ public sealed class PipelinedSinkTests(ITestOutputHelper output)
         output.WriteLine($"{capture}: reading thread {reader1} -> {reader4} bytes, sink thread {sink1} -> {sink4} bytes for {n1} -> {n4} samples");
         Assert.True(Math.Abs(reader4 - reader1) < 16384, $"reading thread: {reader4 - reader1} more bytes for {n4 - n1} more samples");
         Assert.True(Math.Abs(sink4 - sink1) < 1024, $"sink thread: {sink4 - sink1} more bytes for {n4 - n1} more samples");
-    }
-
-    private sealed class Repeater(PerfSession session, PerfDataWriter writer, int copies) : PerfRecordHandler
-    {
-        public int Samples;
-        private bool _started;
-        private void Start() { if (!_started) { _started = true; writer.AddEvents(session); } }
-        public override void OnSample(in PerfSample s) { Start(); for (int i = 0; i < copies; i++) { writer.WriteRecord(s.Record.Bytes); Samples++; } }
-        public override void OnMmap(in PerfMmap m) { Start(); writer.WriteRecord(m.Record.Bytes); }
-        public override void OnComm(in PerfComm c) { Start(); writer.WriteRecord(c.Record.Bytes); }
-        public override void OnFork(in PerfTaskEvent t) { Start(); writer.WriteRecord(t.Record.Bytes); }
-        public override void OnExit(in PerfTaskEvent t) { Start(); writer.WriteRecord(t.Record.Bytes); }
-        public override void OnOtherRecord(in PerfRecord r) { Start(); writer.WriteRecord(r.Bytes); }
-        public override void OnEnd() { writer.CopyRawFeatures(session); writer.Complete(); }
-    }
-
-    /// <summary>The capture rewritten with every SAMPLE record <paramref name="copies"/> times (as AllocationTests does).</summary>
-    private static byte[] WithSamplesRepeated(string path, int copies, out int samples)
-    {
-        var ms = new MemoryStream();
-        using var fs = File.OpenRead(path);
-        var reader = new PerfRecordReader(fs, path, new PerfReadOptions { Order = PerfRecordOrder.File });
-        var rep = new Repeater(reader.Session, new PerfDataWriter(ms), copies);
-        reader.Run(rep);
-        samples = rep.Samples;
-        return ms.ToArray();
     }
 
     private static long Measure(byte[] data, out long sinkBytes, out long samples)
