@@ -25,7 +25,8 @@ internal static class ConvertCommand
         };
         var byProcess = new Option<bool>("--by-process") { Description = "speedscope: one profile per process instead of per thread" };
         var weight = new Option<SampleWeight>("--weight") { Description = "speedscope: weight samples by count or by period", DefaultValueFactory = _ => SampleWeight.Samples };
-        var cmd = new Command("convert", "Write the samples as speedscope or Chromium trace JSON.");
+        var cmd = new Command("convert",
+            "Write the samples as speedscope JSON or Chrome trace events (Perfetto UI, chrome://tracing).");
         options.AddTo(cmd);
         cmd.Options.Add(format);
         cmd.Options.Add(byProcess);

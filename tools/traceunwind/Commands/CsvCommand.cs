@@ -10,9 +10,7 @@ internal static class CsvCommand
     {
         var options = new SampleOptions();
         var cmd = new Command("csv",
-            "Write one CSV row per frame: " + string.Join(',', CsvSampleWriter.Columns) + ". " +
-            "time is seconds with 9 decimals, frame 0 is the innermost, offset = ip - mapping start (the kernel's [+0xOFF]), " +
-            "file_offset = offset + the mapping's file offset.");
+            "One CSV row per frame (" + string.Join(',', CsvSampleWriter.Columns) + "); offset = ip - mapping start, as the kernel's [+0xOFF].");
         options.AddTo(cmd);
         cmd.SetAction((pr, ct) => SampleCommandRunner.RunAsync(pr, options, "csv",
             (output, symbolizer) => new CsvSampleWriter(output, symbolizer), ct));

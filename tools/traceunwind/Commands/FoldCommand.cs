@@ -23,8 +23,7 @@ internal static class FoldCommand
             Description = "Name frames without a symbol [module] as stackcollapse-perf.pl does from perf script, instead of path[+0xOFF]",
         };
         var cmd = new Command("fold",
-            "Write Brendan Gregg's folded stacks (comm;outermost;...;innermost count), identical stacks summed, " +
-            "sorted as stackcollapse-perf.pl sorts them: input for flamegraph.pl, speedscope, inferno.");
+            "Folded stacks for flame graphs (comm;outermost;...;innermost count), sorted and summed as stackcollapse-perf.pl does.");
         options.AddTo(cmd);
         cmd.Options.Add(pid);
         cmd.Options.Add(tid);

@@ -35,10 +35,7 @@ internal static class InjectCommand
             HelpName = "N",
         };
         var cmd = new Command("inject",
-            "Write a new perf.data (file mode) in which every sample with a deferred user callchain carries an ordinary one " +
-            "(kernel part, PERF_CONTEXT_USER, the user ips of its PERF_RECORD_CALLCHAIN_DEFERRED); samples whose deferred stack never " +
-            "came end at their kernel part. The deferred records are left out and the attrs' defer_callchain/defer_output bits cleared; " +
-            "everything else is kept. perf versions without deferred-callchain support (<= 6.18) read the result.");
+            "Write a perf.data whose deferred user callchains are ordinary ones (deferred records removed, defer bits cleared), for perf <= 6.18.");
         cmd.Arguments.Add(input);
         cmd.Options.Add(output);
         cmd.Options.Add(maxPending);

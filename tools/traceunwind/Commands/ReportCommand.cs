@@ -16,8 +16,7 @@ internal static class ReportCommand
         };
         var rows = new Option<int>("--max-rows") { Description = "Show at most N rows per table (0 = all)", DefaultValueFactory = _ => 0, HelpName = "N" };
         var cmd = new Command("report",
-            "Summarize where the samples fell, like `perf report --stdio --no-children --sort comm,dso,sym`: " +
-            "totals per event, then self overhead by comm, shared object and symbol (path[+0xOFF] for user frames without a symbol).");
+            "Self overhead by comm, shared object and symbol, like perf report --stdio --no-children --sort comm,dso,sym.");
         options.AddTo(cmd);
         cmd.Options.Add(weight);
         cmd.Options.Add(rows);

@@ -40,6 +40,7 @@ internal static class RewriteCommand
 
     private static readonly Option<string[]> MapsOption = new("--maps")
     {
+        HelpName = "PATH",
         Description = "maps snapshots instead of live /proc: a file of sections headed '==> /proc/PID/maps <==' or " +
                       "'==> /proc/TGID/task/TID/maps <==' (what `tail -n +1 /proc/[0-9]*/maps` prints), each optionally " +
                       "followed by ' @ SECONDS' in the trace's clock; or a directory of such files. Repeatable.",
@@ -47,12 +48,14 @@ internal static class RewriteCommand
 
     private static readonly Option<string?> PerfOption = new("--perf")
     {
+        HelpName = "FILE",
         Description = "address spaces from the MMAP/MMAP2/COMM/FORK/EXIT records of a perf.data recorded alongside " +
                       "(perf record -a -e dummy -k CLOCK ...), looked up at each event's time",
     };
 
     private static readonly Option<string?> ClockOffsetOption = new("--clock-offset")
     {
+        HelpName = "SECONDS",
         Description = "SECONDS to subtract from the trace's timestamps to get perf's (ftrace time minus perf time; " +
                       "0 when both use the same clock: trace_clock mono + perf -k CLOCK_MONOTONIC, or trace_clock perf)",
     };
@@ -75,11 +78,13 @@ internal static class RewriteCommand
 
     private static readonly Option<string?> OutputOption = new("--output", "-o")
     {
+        HelpName = "FILE",
         Description = "write here instead of stdout",
     };
 
     private static readonly Option<int> MaxLineOption = new("--max-line-length")
     {
+        HelpName = "N",
         Description = "longer lines pass through unchanged and are counted",
         DefaultValueFactory = _ => LineFramer.DefaultMaxLineLength,
     };
@@ -99,10 +104,8 @@ internal static class RewriteCommand
     public static Command Create()
     {
         var cmd = new Command("rewrite",
-            "Rewrite the user stacks of ftrace text (trace, trace_pipe, trace-cmd report): raw frames ' =>  <00007f...>' " +
-            "become ' => /usr/lib/x86_64-linux-gnu/libc.so.6[+0xadbd3]' exactly as the kernel's sym-userobj option prints " +
-            "them, everything else passes through byte for byte. Address spaces come from live /proc (default) or --maps " +
-            "snapshots chosen by the event's time. Example: sudo cat /sys/kernel/tracing/trace_pipe | traceunwind rewrite");
+            "Rewrite ftrace user stacks (' =>  <00007f...>') as the kernel's sym-userobj prints them (' => /path[+0xOFF]'); every other byte passes through. " +
+            "Example: sudo cat /sys/kernel/tracing/trace_pipe | traceunwind rewrite");
         cmd.Arguments.Add(InputArgument);
         cmd.Options.Add(MapsOption);
         cmd.Options.Add(PerfOption);

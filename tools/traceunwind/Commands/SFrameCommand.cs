@@ -22,7 +22,8 @@ internal static class SFrameCommand
 
     public static Command Create()
     {
-        var cmd = new Command("sframe", "Print the SFrame unwind data of ELF files like 'objdump --sframe' and check it as the kernel would");
+        var cmd = new Command("sframe",
+            "Print the .sframe section of ELF files in objdump --sframe's layout (or --json) and check it as the kernel would.");
         cmd.Options.Add(JsonOption);
         cmd.Arguments.Add(ElfArgument);
         cmd.SetAction(parseResult =>

@@ -10,9 +10,7 @@ internal static class ScriptCommand
     {
         var options = new SampleOptions();
         var cmd = new Command("script",
-            "Print every sample with its whole stack, like `perf script`: a header line " +
-            "(comm pid/tid [cpu] seconds.nanoseconds: period event:), then one frame per line " +
-            "(address, symbol, and path[+0xOFF] for user frames), a blank line between samples.");
+            "Print every sample with its stack, like perf script (user frames as path[+0xOFF]).");
         options.AddTo(cmd);
         cmd.SetAction((pr, ct) => SampleCommandRunner.RunAsync(pr, options, "script",
             (output, symbolizer) => new PerfScriptWriter(output, symbolizer), ct));
