@@ -53,6 +53,9 @@ public static class CliConsole
     public static TextWriter Error => Get().Error;
     public static bool ErrorIsTerminal => Get().ErrorIsTerminal;
 
+    /// <summary>True when stdout is a terminal (never when redirected for tests).</summary>
+    public static bool OutputIsTerminal => Current.Value is null && !Console.IsOutputRedirected;
+
     /// <summary>Redirects the streams for the current async flow (tests); dispose to restore.</summary>
     public static IDisposable Use(Stream stdin, Stream stdout, TextWriter stderr)
     {

@@ -16,7 +16,7 @@ internal static class SourceFactory
         input.Format switch
         {
             InputFormat.PerfFile or InputFormat.PerfPipe => CreatePerf(input, parseResult, options, tally, progress),
-            InputFormat.Text => CreateFtrace(input, parseResult, options, tally),
+            InputFormat.Text => CreateFtrace(input, parseResult, options, tally, progress),
             _ => throw new InvalidOperationException($"no front end for {input.Format}"),
         };
 
@@ -24,11 +24,11 @@ internal static class SourceFactory
     /// ftrace text: user frames get the mapping the kernel's find_vma rule gives in the address space of the
     /// event's process — from <c>--maps</c> snapshots at the event's time, else live from /proc.
     /// </summary>
-    private static FtraceSampleSource CreateFtrace(InputSource input, ParseResult parseResult, SampleOptions options, ErrorTally tally)
+    private static FtraceSampleSource CreateFtrace(InputSource input, ParseResult parseResult, SampleOptions options, ErrorTally tally, Progress progress)
     {
         var maps = parseResult.GetValue(options.Maps) ?? [];
         IMapsSource source = maps.Length > 0 ? MapsSnapshotReader.Load(maps, tally) : new LiveProcMaps();
-        return new FtraceSampleSource(input.Stream, input.Name, new FtraceSampleSourceOptions { Maps = source, CompleteSink = false }, tally);
+        return new FtraceSampleSource(progress.Wrap(input.Stream), input.Name, new FtraceSampleSourceOptions { Maps = source, CompleteSink = false }, tally);
     }
 
     private static PerfSampleSource CreatePerf(InputSource input, ParseResult parseResult, SampleOptions options, ErrorTally tally, Progress progress)
