@@ -60,7 +60,7 @@ namespace TraceUnwind.Perf.Deferred;
 /// is allocated per sample; the hot path writes no object references (int links, no GC write barriers).</para>
 /// </summary>
 [SkipLocalsInit] // PerfSample locals are large and always assigned before use.
-public sealed class DeferredCallchainJoiner : IPerfRecordHandler
+public sealed class DeferredCallchainJoiner : IPerfRecordHandler, IDeferredSampleStage
 {
     private const string LostNextEntryCode = "perf.deferred.lost-next-entry";
     private const string LostAtExitCode = "perf.deferred.lost-at-exit";
@@ -172,7 +172,7 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
                     DeliverJoinedNow(s, slot.Stack.AsSpan(0, slot.StackLength));
                     return;
                 }
-                Hold(slot, s);
+                Hold(slot, s.Record.Bytes, s.Record.FileOffset, s.Event.Index, s.Time);
                 return;
             }
             // A new kernel entry of this thread: the old cookie is over.
@@ -180,7 +180,35 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
         }
         else slot = NewSlot(s.Tid);
         slot.Cookie = cookie;
-        Hold(slot, s);
+        Hold(slot, s.Record.Bytes, s.Record.FileOffset, s.Event.Index, s.Time);
+    }
+
+    /// <summary>
+    /// <see cref="OnSample"/> for a deferred sample the reader has not decoded (it is decoded once, when it goes on):
+    /// every case that holds it. A sample joined at once with a cached stack goes the ordinary way.
+    /// </summary>
+    bool IDeferredSampleStage.TryTakeDeferred(ReadOnlySpan<byte> record, long fileOffset, PerfEvent ev, int tid, ulong time, ulong cookie)
+    {
+        if (TryGetSlot(tid, out var slot))
+        {
+            if (slot.Cookie == cookie)
+            {
+                if (slot.Resolved) return false;
+                Stats.DeferredSamples++;
+                Hold(slot, record, fileOffset, ev.Index, time);
+                return true;
+            }
+            Stats.DeferredSamples++;
+            LeaveEntry(slot, LostReason.NextEntry);
+        }
+        else
+        {
+            Stats.DeferredSamples++;
+            slot = NewSlot(tid);
+        }
+        slot.Cookie = cookie;
+        Hold(slot, record, fileOffset, ev.Index, time);
+        return true;
     }
 
     public void OnDeferredCallchain(in PerfDeferredCallchain d)
@@ -322,9 +350,8 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
         public int LruPrev = None, LruNext = None;
     }
 
-    private void Hold(ThreadSlot slot, in PerfSample s)
+    private void Hold(ThreadSlot slot, ReadOnlySpan<byte> bytes, long fileOffset, int eventIndex, ulong time)
     {
-        var bytes = s.Record.Bytes;
         if (_pending > 0 && (_pending >= _options.MaxPendingSamples || _pendingBytes + bytes.Length > _options.MaxPendingBytes))
             MakeRoom(slot, bytes.Length);
         int i = NewEntry();
@@ -333,10 +360,10 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
         bytes.CopyTo(h.Buffer);
         h.Length = bytes.Length;
         h.Tid = slot.Tid;
-        h.FileOffset = s.Record.FileOffset;
-        h.Event = s.Event.Index;
+        h.FileOffset = fileOffset;
+        h.Event = eventIndex;
         h.HoldId = _nextHoldId++;
-        h.Time = s.Time;
+        h.Time = time;
         h.NextInThread = None;
         if (slot.Tail == None) slot.Head = i; else _held[slot.Tail].NextInThread = i;
         slot.Tail = i;
