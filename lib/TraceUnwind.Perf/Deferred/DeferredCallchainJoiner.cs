@@ -637,15 +637,30 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler, IDeferredSampl
         return false;
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
     private void DeliverJoined(int i, ReadOnlySpan<ulong> ips)
+    {
+        ref var h = ref _held[i];
+        if (_observer is not null)
+        {
+            DeliverJoinedObserved(i, ips);
+            return;
+        }
+        // No try/finally: if the next handler throws, the run is over anyway.
+        _delivering = true;
+        bool ok = _parser.TryDeliverJoined(h.Buffer.AsSpan(0, h.Length), h.FileOffset, _session.Events[h.Event], ips, _chain, _next);
+        _delivering = false;
+        if (!ok) ReparseFailed(h, "the copy no longer decodes");
+    }
+
+    /// <summary>As <see cref="DeliverJoined"/>, telling the observer (the injector) first.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void DeliverJoinedObserved(int i, ReadOnlySpan<ulong> ips)
     {
         ref var h = ref _held[i];
         if (!Redecode(h, out var s)) return;
         s.Callchain = Merge(s.Callchain, ips);
         s.DeferredResolution = PerfDeferredResolution.Joined;
-        _observer?.OnReleased(h.HoldId);
-        // No try/finally: if the next handler throws, the run is over anyway.
+        _observer!.OnReleased(h.HoldId);
         _delivering = true;
         _next.OnSample(in s);
         _delivering = false;
