@@ -388,6 +388,7 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler, IDeferredSampl
         slot.Pinned = false;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int NewEntry()
     {
         if (_free != None)
@@ -401,6 +402,7 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler, IDeferredSampl
     }
 
     /// <summary>Takes entry <paramref name="i"/> off the hold-order list (its thread list is the caller's).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Unlink(int i)
     {
         ref var h = ref _held[i];
@@ -410,6 +412,7 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler, IDeferredSampl
         _pendingBytes -= h.Length;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Recycle(int i)
     {
         ref var h = ref _held[i];
@@ -449,6 +452,7 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler, IDeferredSampl
     }
 
     /// <summary>The thread leaves its current kernel entry: waiting samples are lost, the cached stack dropped.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void LeaveEntry(ThreadSlot slot, LostReason reason)
     {
         ulong left = slot.Cookie;
@@ -501,6 +505,7 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler, IDeferredSampl
 
     // ------------------------------------------------------------------ thread slots and the stack cache
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool TryGetSlot(int tid, out ThreadSlot slot)
     {
         var last = _last;
@@ -576,6 +581,7 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler, IDeferredSampl
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Uncache(ThreadSlot slot)
     {
         if (slot.LruPrev == None) _lruHead = slot.LruNext; else _slotById[slot.LruPrev].LruNext = slot.LruNext;
