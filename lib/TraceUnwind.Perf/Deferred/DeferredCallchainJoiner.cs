@@ -142,6 +142,8 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler, IDeferredSampl
     public long PendingBytes => _pendingBytes;
     /// <summary>Threads with a cached stack now.</summary>
     public int CachedStacks => _cached;
+    /// <summary>Deferred samples the reader handed over undecoded (<see cref="IDeferredSampleStage"/>; for tests).</summary>
+    internal long TakenUndecoded { get; private set; }
 
     // ------------------------------------------------------------------ records
 
@@ -195,6 +197,7 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler, IDeferredSampl
             {
                 if (slot.Resolved) return false;
                 Stats.DeferredSamples++;
+                TakenUndecoded++;
                 Hold(slot, record, fileOffset, ev.Index, time);
                 return true;
             }
@@ -207,6 +210,7 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler, IDeferredSampl
             slot = NewSlot(tid);
         }
         slot.Cookie = cookie;
+        TakenUndecoded++;
         Hold(slot, record, fileOffset, ev.Index, time);
         return true;
     }
