@@ -34,8 +34,11 @@ namespace TraceUnwind.Perf;
 /// </summary>
 public sealed class PerfSampleBuilder : IPerfRecordHandler
 {
-    /// <summary>Frames per sample: a 64 KiB record holds at most 8190 callchain entries, plus unwound user frames.</summary>
-    public const int MaxFrames = 8192 + MaxUnwoundFrames;
+    /// <summary>
+    /// Frames per sample: a 64 KiB record holds at most 8190 callchain entries; a joined deferred sample has its own
+    /// chain and its record's ips (two records' worth); plus unwound user frames.
+    /// </summary>
+    public const int MaxFrames = 2 * 8192 + MaxUnwoundFrames;
     /// <summary>Cap on frames an unwinder may add.</summary>
     public const int MaxUnwoundFrames = 1024;
 
