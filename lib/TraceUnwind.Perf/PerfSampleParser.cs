@@ -49,11 +49,18 @@ internal sealed class SampleDecoder<TOrder>(PerfSession session) : ISampleDecode
         // perf's sample__merge_deferred_callchain: the chain without its cookie (the marker stays), then the deferred ips.
         var cc = s.Callchain;
         int keep = cc.Length - 1;
-        cc[..keep].CopyTo(chain);
         int n = Math.Min(ips.Length, chain.Length - keep);
+        s.DeferredResolution = PerfDeferredResolution.Joined;
+        if (next is PerfSampleBuilder builder)
+        {
+            // The builder takes the two parts as they are: no merged copy.
+            s.Callchain = cc[..keep];
+            builder.OnJoinedSample(in s, ips[..n]);
+            return true;
+        }
+        cc[..keep].CopyTo(chain);
         ips[..n].CopyTo(chain.AsSpan(keep));
         s.Callchain = chain.AsSpan(0, keep + n);
-        s.DeferredResolution = PerfDeferredResolution.Joined;
         next.OnSample(in s);
         return true;
     }

@@ -5,15 +5,18 @@ using TraceUnwind.Testing;
 namespace TraceUnwind.Perf.Tests;
 
 /// <summary>
-/// When the joiner is the reader's first handler, the reader hands it deferred samples of a fixed layout
-/// undecoded (<c>IDeferredSampleStage</c>; they are decoded once, when they go on). That shortcut must change
-/// nothing: each input runs twice, once with the joiner first and once behind a pass-through stage (which hides
-/// the shortcut, so every sample is decoded and reaches <see cref="DeferredCallchainJoiner.OnSample"/>), and the
-/// samples (every field, every frame with its mapping), the joiner's counts and the error summary must be the same.
+/// Two shortcuts of the joiner must change nothing. (1) When the joiner is the reader's first handler, the reader
+/// hands it deferred samples of a fixed layout undecoded (<c>IDeferredSampleStage</c>; they are decoded once, when
+/// they go on). (2) When the joiner's next handler is the sample builder, a joined sample goes to it in two parts
+/// (its chain up to the marker, the record's ips: <c>PerfSampleBuilder.OnJoinedSample</c>) instead of perf's merged
+/// chain. Each input runs three times: with both shortcuts; behind a pass-through stage (which hides (1), so every
+/// sample is decoded and reaches <see cref="DeferredCallchainJoiner.OnSample"/>); and with a pass-through stage
+/// between the joiner and the builder (which hides (2): the builder gets the merged chain). The samples (every
+/// field, every frame with its mapping), the joiner's counts and the error summary must be the same.
 /// Inputs: the real fp,defer captures (little- and big-endian), a replicated one (synthetic, many threads
 /// one after the other), the synthetic edge cases of <see cref="DeferredJoinerSyntheticTests"/>, and tight caps.
 /// </summary>
-public sealed class DeferredUndecodedPathTests
+public sealed class DeferredShortcutTests
 {
     private const ulong C1 = 0x1_0000_0001, C2 = 0x2_0000_0001, C3 = 0x3_0000_0001, C4 = 0x4_0000_0001, C5 = 0x5_0000_0001, C6 = 0x6_0000_0002;
     private const ulong T = DeferredSynth.T0;
@@ -34,7 +37,7 @@ public sealed class DeferredUndecodedPathTests
 
     private sealed record Result(List<string> Samples, List<string> Tally, string Stats, long Undecoded);
 
-    private static Result Run(byte[] data, bool hideShortcut, DeferredJoinOptions? options, PerfRecordOrder order)
+    private static Result Run(byte[] data, bool hideShortcut, DeferredJoinOptions? options, PerfRecordOrder order, bool mergedChains = false)
     {
         var tally = new ErrorTally();
         DeferredCallchainJoiner? joiner = null;
@@ -43,7 +46,7 @@ public sealed class DeferredUndecodedPathTests
             Order = order,
             RecordStage = (session, next) =>
             {
-                joiner = new DeferredCallchainJoiner(session, next, tally, options);
+                joiner = new DeferredCallchainJoiner(session, mergedChains ? new PassThrough(next) : next, tally, options);
                 return hideShortcut ? new PassThrough(joiner) : joiner;
             },
         };
@@ -64,11 +67,16 @@ public sealed class DeferredUndecodedPathTests
     {
         var direct = Run(data, hideShortcut: false, options, order);
         var decoded = Run(data, hideShortcut: true, options, order);
+        var merged = Run(data, hideShortcut: false, options, order, mergedChains: true);
         Assert.Equal(0, decoded.Undecoded);
-        Assert.Equal(decoded.Stats, direct.Stats);
-        Assert.Equal(decoded.Tally, direct.Tally);
-        Assert.Equal(decoded.Samples.Count, direct.Samples.Count);
-        for (int i = 0; i < decoded.Samples.Count; i++) Assert.Equal(decoded.Samples[i], direct.Samples[i]);
+        Assert.Equal(direct.Undecoded, merged.Undecoded);
+        foreach (var other in new[] { direct, merged })
+        {
+            Assert.Equal(decoded.Stats, other.Stats);
+            Assert.Equal(decoded.Tally, other.Tally);
+            Assert.Equal(decoded.Samples.Count, other.Samples.Count);
+            for (int i = 0; i < decoded.Samples.Count; i++) Assert.Equal(decoded.Samples[i], other.Samples[i]);
+        }
         return direct;
     }
 
