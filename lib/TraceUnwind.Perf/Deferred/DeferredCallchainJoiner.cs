@@ -58,6 +58,11 @@ namespace TraceUnwind.Perf.Deferred;
 /// they live in a recycled array of entries, each keeping its byte buffer for the next sample (a buffer over
 /// 4 KiB is let go instead). One cached stack per thread, least recently used out first. After warm-up nothing
 /// is allocated per sample; the hot path writes no object references (int links, no GC write barriers).</para>
+/// <para><b>Cost</b> (bench/defer/RESULTS.md): as the reader's first stage the joiner takes deferred samples of a fixed
+/// layout undecoded (<see cref="IDeferredSampleStage"/>: the reader reads only tid, time and cookie), so a held sample is
+/// decoded once, when it goes on, into a local of the byte-order-specific decoder (<c>PerfSampleParser.TryDeliverJoined</c>);
+/// when the next stage is the <see cref="PerfSampleBuilder"/> it gets the two parts (chain up to the marker, the record's
+/// ips) without a merged copy (<c>PerfSampleBuilder.OnJoinedSample</c>). Any other next stage gets perf's merged chain.</para>
 /// </summary>
 [SkipLocalsInit] // PerfSample locals are large and always assigned before use.
 public sealed class DeferredCallchainJoiner : IPerfRecordHandler, IDeferredSampleStage
