@@ -49,6 +49,31 @@ while IFS= read -r f; do
   run "${f#"$REPO"/} script (stdin)" script - < "$f"
 done < <(find "$REPO/fixtures" -name '*.data' | sort)
 
+inject() { # inject NAME FILE: sha256 of the perf.data `traceunwind inject` writes (and of its summary on stderr)
+  local out="$DATA/outputs-sha.inject.tmp" sum
+  rm -f "$out"
+  "$TU" inject "$2" -o "$out" >/dev/null 2>"$out.err" || true
+  sum=$(cat "$out" 2>/dev/null | sha256sum | cut -c1-64)
+  printf '%s  %s\n' "$sum" "$1 inject"
+  printf '%s  %s\n' "$(sha256sum < "$out.err" | cut -c1-64)" "$1 inject (summary)"
+  rm -f "$out" "$out.err"
+}
+run_err() { # run_err NAME ARGS...: sha256 of stdout and of stderr (the end-of-run summary)
+  local name=$1; shift
+  local err="$DATA/outputs-sha.err.tmp" sum
+  sum=$("$TU" "$@" 2>"$err" | sha256sum | cut -c1-64) || true
+  printf '%s  %s\n' "$sum" "$name"
+  printf '%s  %s\n' "$(sha256sum < "$err" | cut -c1-64)" "$name (stderr)"
+  rm -f "$err"
+}
+while IFS= read -r f; do
+  l=${f#"$REPO"/}
+  inject "$l" "$f"
+  run_err "$l fold" fold "$f"
+  run_err "$l script --max-pending 2" script --max-pending 2 "$f"
+  run_err "$l fold --max-pending 1" fold --max-pending 1 "$f"
+done < <(find "$REPO/fixtures/perf-defer" -name '*.data' | sort)
+
 if [ "$BIG" = 1 ] && [ -s "$DATA/big-fp.data" ]; then
   f="$DATA/big-fp.data"
   run "big script" script "$f"
@@ -61,4 +86,17 @@ if [ "$BIG" = 1 ] && [ -s "$DATA/big-fp.data" ]; then
   run "big csv" csv "$f"
   run "big report" report "$f"
   run "big convert speedscope" convert "$f"
+fi
+
+# The synthetic deferred capture of bench/defer (recur-defer x COPIES), when it has been made.
+DEFER=$(find "$DATA" -maxdepth 1 -name 'recur-defer-x*.data' ! -name '*.injected*' | sort | head -1)
+if [ "$BIG" = 1 ] && [ -n "$DEFER" ] && [ -s "$DEFER" ]; then
+  f=$DEFER; l="defer $(basename "$f")"
+  run "$l fold" fold "$f"
+  run "$l fold --tid --kernel" fold --tid --kernel "$f"
+  run "$l fold --no-merge" fold --no-merge "$f"
+  run "$l script" script "$f"
+  run "$l script --no-merge" script --no-merge "$f"
+  run "$l report" report "$f"
+  inject "$l" "$f"
 fi

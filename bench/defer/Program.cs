@@ -124,7 +124,8 @@ static void Probe(string path, int rounds)
         Console.WriteLine($"{cases[c].Name,-32} min {times[c][0] * 1000,6:F0} ms, median {times[c][times[c].Count / 2] * 1000,6:F0} ms, {frames[c],9} frames");
     }
     double Min(int c) => times[c][0];
-    string Pct(int a, int b) => $"{(Min(a) / Min(b) - 1) * 100:+0.0;-0.0} %";
+    double Median(int c) => times[c][times[c].Count / 2];
+    string Pct(int a, int b) => $"{(Min(a) / Min(b) - 1) * 100:+0.0;-0.0} % (median {(Median(a) / Median(b) - 1) * 100:+0.0;-0.0} %)";
     Console.WriteLine($"front end: joiner adds {Pct(0, 3)} vs injected + records (its own cost), {Pct(0, 2)} vs injected, {Pct(0, 1)} vs --no-merge");
     Console.WriteLine($"fold:      joiner adds {Pct(4, 7)} vs injected + records (its own cost), {Pct(4, 6)} vs injected, {Pct(4, 5)} vs --no-merge");
 }

@@ -49,3 +49,18 @@ public abstract class PerfRecordHandler : IPerfRecordHandler
     public virtual void OnIdle() { }
     public virtual void OnEnd() { }
 }
+
+/// <summary>
+/// A first stage that can take a SAMPLE whose callchain ends in <c>PERF_CONTEXT_USER_DEFERRED, cookie</c>
+/// straight from its bytes, before it is decoded (the deferred-callchain joiner holds it; it is decoded once,
+/// when it goes on). The reader offers only samples of a fixed layout (<c>SampleLayout.CallchainAt</c>) whose
+/// decode cannot fail, with a tid.
+/// </summary>
+internal interface IDeferredSampleStage
+{
+    /// <summary>
+    /// False: the stage wants the sample decoded and passed to <see cref="IPerfRecordHandler.OnSample"/> as usual.
+    /// <paramref name="time"/> is 0 when the event samples no time.
+    /// </summary>
+    bool TryTakeDeferred(ReadOnlySpan<byte> record, long fileOffset, PerfEvent ev, int tid, ulong time, ulong cookie);
+}

@@ -34,8 +34,11 @@ namespace TraceUnwind.Perf;
 /// </summary>
 public sealed class PerfSampleBuilder : IPerfRecordHandler
 {
-    /// <summary>Frames per sample: a 64 KiB record holds at most 8190 callchain entries, plus unwound user frames.</summary>
-    public const int MaxFrames = 8192 + MaxUnwoundFrames;
+    /// <summary>
+    /// Frames per sample: a 64 KiB record holds at most 8190 callchain entries; a joined deferred sample has its own
+    /// chain and its record's ips (two records' worth); plus unwound user frames.
+    /// </summary>
+    public const int MaxFrames = 2 * 8192 + MaxUnwoundFrames;
     /// <summary>Cap on frames an unwinder may add.</summary>
     public const int MaxUnwoundFrames = 1024;
 
@@ -73,14 +76,24 @@ public sealed class PerfSampleBuilder : IPerfRecordHandler
     public void OnIdle() => _sink.Flush();
     public void OnEnd() { }
 
-    public void OnSample(in PerfSample s)
+    public void OnSample(in PerfSample s) => Emit(in s, default);
+
+    /// <summary>
+    /// A joined deferred sample in two parts, as the deferred-callchain joiner holds them: <paramref name="s"/> with
+    /// its chain up to the <c>USER_DEFERRED</c> marker (the cookie cut off; <see cref="PerfDeferredResolution.Joined"/>)
+    /// and the record's ips. The same as <see cref="OnSample"/> of perf's merged form (that chain, then the ips),
+    /// without building the merged chain.
+    /// </summary>
+    internal void OnJoinedSample(in PerfSample s, ReadOnlySpan<ulong> deferredIps) => Emit(in s, deferredIps);
+
+    private void Emit(in PerfSample s, ReadOnlySpan<ulong> tail)
     {
         Processes.NoteThread(s.Pid, s.Tid);
         // At most: every callchain entry, plus the cookie or the sampled ip, or the unwound user frames.
         Span<Frame> dest = _pipeline is null
             ? _frames
-            : _pipeline.FrameSpace(Math.Min(MaxFrames, s.Callchain.Length + 2 + (_unwinder is null ? 0 : MaxUnwoundFrames)));
-        int n = BuildFrames(s, dest);
+            : _pipeline.FrameSpace(Math.Min(MaxFrames, s.Callchain.Length + tail.Length + 2 + (_unwinder is null ? 0 : MaxUnwoundFrames)));
+        int n = BuildFrames(s, tail, dest);
         var attr = s.Event.Attr;
         var sample = new Sample
         {
@@ -132,16 +145,68 @@ public sealed class PerfSampleBuilder : IPerfRecordHandler
         _sink.OnSample(in sample);
     }
 
-    private int BuildFrames(in PerfSample s, Span<Frame> frames)
+    /// <summary>Frames of <paramref name="s"/>'s chain followed by <paramref name="tail"/> (a joined sample's deferred ips; empty otherwise).</summary>
+    private int BuildFrames(in PerfSample s, ReadOnlySpan<ulong> tail, Span<Frame> frames)
     {
         int n = 0, userFrames = 0;
-        var cc = s.Callchain;
         bool deferred = s.HasDeferredUserCallchain;
-        int end = deferred ? cc.Length - 2 : cc.Length;
         var kind = FrameKind.User;
         bool first = true;
         var user = Processes.UserMaps(s.Pid);
         var kernelMaps = Processes.Table.KernelMaps;
+        AddChain(deferred ? s.Callchain[..^2] : s.Callchain, s, ref kind, ref first, ref n, ref userFrames, user, kernelMaps, frames);
+        // A joined sample's chain ends in its marker, so no run of addresses spans the two parts.
+        if (!tail.IsEmpty) AddChain(tail, s, ref kind, ref first, ref n, ref userFrames, user, kernelMaps, frames);
+        if (deferred)
+        {
+            var k = s.DeferredResolution == PerfDeferredResolution.Lost ? FrameKind.UserLost : FrameKind.DeferredCookie;
+            frames[n++] = new Frame(s.Callchain[^1], k);
+            return n;
+        }
+
+        const PerfSampleType DwarfBits = PerfSampleType.RegsUser | PerfSampleType.StackUser;
+        if ((s.SampleType & DwarfBits) == DwarfBits && userFrames == 0)
+        {
+            if (_unwinder is not null && s.UserRegsAbi != 0 && !s.UserRegs.IsEmpty)
+            {
+                var stack = new CapturedUserStack(_session.UnwindArch, s.UserRegsAbi, s.Event.Attr.SampleRegsUser, s.UserRegs, s.UserStackValid);
+                var maps = Processes.MapsOf(s.Pid) ?? _noMaps;
+                var dest = frames.Slice(n, Math.Min(MaxUnwoundFrames, frames.Length - n));
+                int got = _unwinder.Unwind(stack, maps, dest, out _);
+                n += Math.Clamp(got, 0, dest.Length);
+            }
+            else if (s.CpuMode == PerfRecordMisc.User && (s.SampleType & PerfSampleType.Ip) != 0)
+            {
+                frames[n++] = new Frame(s.Ip, FrameKind.User, user.Find(s.Ip));
+            }
+            return n;
+        }
+        if (n == 0 && (s.SampleType & PerfSampleType.Ip) != 0)
+        {
+            // No callchain (or an empty one): the sampled ip, in the mode the sample was taken in.
+            var k = s.CpuMode switch
+            {
+                PerfRecordMisc.Kernel => FrameKind.Kernel,
+                PerfRecordMisc.Hypervisor => FrameKind.Hypervisor,
+                PerfRecordMisc.GuestKernel => FrameKind.GuestKernel,
+                PerfRecordMisc.GuestUser => FrameKind.GuestUser,
+                _ => FrameKind.User,
+            };
+            Mapping? m = k == FrameKind.Kernel ? kernelMaps.Find(s.Ip) : k == FrameKind.User ? user.Find(s.Ip) : null;
+            frames[n++] = new Frame(s.Ip, k, m);
+        }
+        return n;
+    }
+
+    /// <summary>
+    /// Frames for the callchain words <paramref name="cc"/> (markers and addresses) at <paramref name="n"/> of <paramref name="frames"/>;
+    /// <paramref name="kind"/> and <paramref name="first"/> carry on from the words before.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private void AddChain(ReadOnlySpan<ulong> cc, in PerfSample s, ref FrameKind kind, ref bool first, ref int n, ref int userFrames,
+        UserMaps user, AddressSpace kernelMaps, Span<Frame> frames)
+    {
+        int end = cc.Length;
         for (int i = 0; i < end; i++)
         {
             ulong ip = cc[i];
@@ -185,45 +250,6 @@ public sealed class PerfSampleBuilder : IPerfRecordHandler
             first = false;
             i = j - 1;
         }
-        if (deferred)
-        {
-            var k = s.DeferredResolution == PerfDeferredResolution.Lost ? FrameKind.UserLost : FrameKind.DeferredCookie;
-            frames[n++] = new Frame(cc[^1], k);
-            return n;
-        }
-
-        const PerfSampleType DwarfBits = PerfSampleType.RegsUser | PerfSampleType.StackUser;
-        if ((s.SampleType & DwarfBits) == DwarfBits && userFrames == 0)
-        {
-            if (_unwinder is not null && s.UserRegsAbi != 0 && !s.UserRegs.IsEmpty)
-            {
-                var stack = new CapturedUserStack(_session.UnwindArch, s.UserRegsAbi, s.Event.Attr.SampleRegsUser, s.UserRegs, s.UserStackValid);
-                var maps = Processes.MapsOf(s.Pid) ?? _noMaps;
-                var dest = frames.Slice(n, Math.Min(MaxUnwoundFrames, frames.Length - n));
-                int got = _unwinder.Unwind(stack, maps, dest, out _);
-                n += Math.Clamp(got, 0, dest.Length);
-            }
-            else if (s.CpuMode == PerfRecordMisc.User && (s.SampleType & PerfSampleType.Ip) != 0)
-            {
-                frames[n++] = new Frame(s.Ip, FrameKind.User, user.Find(s.Ip));
-            }
-            return n;
-        }
-        if (n == 0 && (s.SampleType & PerfSampleType.Ip) != 0)
-        {
-            // No callchain (or an empty one): the sampled ip, in the mode the sample was taken in.
-            var k = s.CpuMode switch
-            {
-                PerfRecordMisc.Kernel => FrameKind.Kernel,
-                PerfRecordMisc.Hypervisor => FrameKind.Hypervisor,
-                PerfRecordMisc.GuestKernel => FrameKind.GuestKernel,
-                PerfRecordMisc.GuestUser => FrameKind.GuestUser,
-                _ => FrameKind.User,
-            };
-            Mapping? m = k == FrameKind.Kernel ? kernelMaps.Find(s.Ip) : k == FrameKind.User ? user.Find(s.Ip) : null;
-            frames[n++] = new Frame(s.Ip, k, m);
-        }
-        return n;
     }
 
     /// <summary>

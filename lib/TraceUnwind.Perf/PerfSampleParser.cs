@@ -8,6 +8,7 @@ internal interface ISampleDecoder
     bool TryDecodeSample(ReadOnlySpan<byte> record, long fileOffset, ref PerfSample sample, out string? error);
     bool TryDecodeDeferred(ReadOnlySpan<byte> record, long fileOffset, ref PerfDeferredCallchain deferred, out string? error);
     bool TryDecodeAgain(ReadOnlySpan<byte> record, long fileOffset, PerfEvent ev, ref PerfSample sample);
+    bool TryDeliverJoined(ReadOnlySpan<byte> record, long fileOffset, PerfEvent ev, ReadOnlySpan<ulong> ips, ulong[] chain, IPerfRecordHandler next);
 }
 
 internal sealed class SampleDecoder<TOrder>(PerfSession session) : ISampleDecoder where TOrder : struct, IByteOrder
@@ -37,6 +38,31 @@ internal sealed class SampleDecoder<TOrder>(PerfSession session) : ISampleDecode
     {
         _decoder.BeginRecord();
         return _decoder.TryDecodeSampleAgain(record, fileOffset, ev, ref sample);
+    }
+
+    public bool TryDeliverJoined(ReadOnlySpan<byte> record, long fileOffset, PerfEvent ev, ReadOnlySpan<ulong> ips, ulong[] chain, IPerfRecordHandler next)
+    {
+        // The sample is a local of this (byte-order specific) method: decoded in place, no copy of it on the way to next.
+        var s = default(PerfSample);
+        _decoder.BeginRecord();
+        if (!_decoder.TryDecodeSampleAgain(record, fileOffset, ev, ref s)) return false;
+        // perf's sample__merge_deferred_callchain: the chain without its cookie (the marker stays), then the deferred ips.
+        var cc = s.Callchain;
+        int keep = cc.Length - 1;
+        int n = Math.Min(ips.Length, chain.Length - keep);
+        s.DeferredResolution = PerfDeferredResolution.Joined;
+        if (next is PerfSampleBuilder builder)
+        {
+            // The builder takes the two parts as they are: no merged copy.
+            s.Callchain = cc[..keep];
+            builder.OnJoinedSample(in s, ips[..n]);
+            return true;
+        }
+        cc[..keep].CopyTo(chain);
+        ips[..n].CopyTo(chain.AsSpan(keep));
+        s.Callchain = chain.AsSpan(0, keep + n);
+        next.OnSample(in s);
+        return true;
     }
 
     public bool TryDecodeDeferred(ReadOnlySpan<byte> record, long fileOffset, ref PerfDeferredCallchain deferred, out string? error)
@@ -93,6 +119,14 @@ public sealed class PerfSampleParser
         sample = default;
         return _decoder.TryDecodeAgain(record, fileOffset, ev, ref sample);
     }
+
+    /// <summary>
+    /// Decodes again a held deferred sample (as <see cref="TryDecodeAgain"/>) and hands it to <paramref name="next"/> joined
+    /// with <paramref name="ips"/> (perf's merged form, built in <paramref name="chain"/>). False, and nothing handed on, if
+    /// the bytes no longer decode.
+    /// </summary>
+    internal bool TryDeliverJoined(ReadOnlySpan<byte> record, long fileOffset, PerfEvent ev, ReadOnlySpan<ulong> ips, ulong[] chain, IPerfRecordHandler next) =>
+        _decoder.TryDeliverJoined(record, fileOffset, ev, ips, chain, next);
 
     /// <summary>Decodes a CALLCHAIN_DEFERRED record.</summary>
     public bool TryParseDeferred(ReadOnlySpan<byte> record, long fileOffset, out PerfDeferredCallchain deferred, out string? error)

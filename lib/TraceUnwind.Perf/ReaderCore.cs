@@ -49,6 +49,7 @@ internal sealed class ReaderCore<TOrder> : IReaderCore where TOrder : struct, IB
     private readonly PerfReadOptions _options;
     private readonly ErrorTally _tally;
     private readonly IPerfRecordHandler _handler;
+    private readonly IDeferredSampleStage? _deferredStage;
     private readonly RecordDecoder<TOrder> _decoder;
     private readonly RoundSorter? _sorter;
     private readonly RoundSorter.Deliver _deliver;
@@ -74,6 +75,7 @@ internal sealed class ReaderCore<TOrder> : IReaderCore where TOrder : struct, IB
         _options = options;
         _tally = tally;
         _handler = handler;
+        _deferredStage = handler as IDeferredSampleStage;
         _decoder = new RecordDecoder<TOrder>(session);
         if (options.Order == PerfRecordOrder.Time) _sorter = new RoundSorter(options.MaxQueuedBytes);
         _deliver = Deliver;
@@ -702,6 +704,11 @@ internal sealed class ReaderCore<TOrder> : IReaderCore where TOrder : struct, IB
             Damaged("perf.sample.unknown-event", off, $"SAMPLE at 0x{off:x} skipped: {why}");
             return;
         }
+        if (_deferredStage is not null && OfferDeferred(rec, off, ev))
+        {
+            SamplesDelivered++;
+            return;
+        }
         var s = default(PerfSample);
         try
         {
@@ -714,6 +721,27 @@ internal sealed class ReaderCore<TOrder> : IReaderCore where TOrder : struct, IB
         }
         SamplesDelivered++;
         _handler.OnSample(in s);
+    }
+
+    /// <summary>
+    /// A sample of a fixed layout (every field a u64 up to the callchain, which ends the record) whose chain ends in
+    /// <c>USER_DEFERRED, cookie</c> goes to the joiner undecoded: read only tid, time and cookie here. Only when
+    /// <see cref="RecordDecoder{TOrder}.DecodeSample"/> would accept it (the record is exactly the callchain's end)
+    /// and it has a tid; anything else takes the ordinary path.
+    /// </summary>
+    private bool OfferDeferred(ReadOnlySpan<byte> rec, long off, PerfEvent ev)
+    {
+        var l = ev.Layout;
+        int cc = l.CallchainAt;
+        if (cc < 0 || l.TidAt < 0) return false;
+        int chainBytes = rec.Length - cc - 8;
+        // At least the marker and the cookie, and nr exactly what the record holds.
+        if (chainBytes < 16 || TOrder.UInt64(rec[cc..]) != (ulong)(chainBytes >> 3) || (chainBytes & 7) != 0) return false;
+        if (TOrder.UInt64(rec[^16..]) != PerfContext.UserDeferred) return false;
+        int tid = (int)TOrder.UInt32(rec[(l.TidAt + 4)..]);
+        if (tid < 0) return false;
+        ulong time = l.TimeAt >= 0 ? TOrder.UInt64(rec[l.TimeAt..]) : 0;
+        return _deferredStage!.TryTakeDeferred(rec, off, ev, tid, time, TOrder.UInt64(rec[^8..]));
     }
 
     // ---------------------------------------------------------------- end

@@ -285,6 +285,24 @@ public sealed class DeferredJoinerSyntheticTests
     }
 
     [Fact]
+    public void JoinedChainLongerThanOneRecordIsBuiltWhole()
+    {
+        // A kernel part and a deferred stack of 6000 entries each (real chains stop at perf_event_max_stack, 127 by
+        // default; a damaged or crafted capture need not): the joined sample has more frames than one record can hold.
+        var kernel = Enumerable.Range(0, 6000).Select(i => 0xffffffff81000000UL + (ulong)i * 16).ToArray();
+        var chain = new[] { PerfContext.Kernel }.Concat(kernel).Append(PerfContext.UserDeferred).Append(C1).ToArray();
+        var ips = Enumerable.Range(0, 6000).Select(i => 0x5000_0000UL + (ulong)i * 4).ToArray();
+        var data = new DeferredSynth().Sample(360, T + 100, 0, chain: chain).Deferred(360, T + 200, C1, ips: ips).Build();
+        var (samples, tally, stats) = Join(data);
+        var s = Assert.Single(samples);
+        Assert.Equal(kernel.Concat(ips), s.Frames.Select(f => f.Address));
+        Assert.Equal(6000, s.Frames.Count(f => f.Kind == FrameKind.Kernel));
+        Assert.Equal(6000, s.Frames.Count(f => f.Kind == FrameKind.User));
+        Assert.Equal(1, stats.JoinedLater);
+        Assert.Equal(0, tally.ErrorCount);
+    }
+
+    [Fact]
     public void RecordsWithoutSampleIdMatchByCookie()
     {
         // No sample_id_all: the record carries no tid (nor time); cookies are unique (CPU + per-CPU counter).

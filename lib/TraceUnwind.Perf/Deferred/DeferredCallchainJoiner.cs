@@ -58,9 +58,14 @@ namespace TraceUnwind.Perf.Deferred;
 /// they live in a recycled array of entries, each keeping its byte buffer for the next sample (a buffer over
 /// 4 KiB is let go instead). One cached stack per thread, least recently used out first. After warm-up nothing
 /// is allocated per sample; the hot path writes no object references (int links, no GC write barriers).</para>
+/// <para><b>Cost</b> (bench/defer/RESULTS.md): as the reader's first stage the joiner takes deferred samples of a fixed
+/// layout undecoded (<see cref="IDeferredSampleStage"/>: the reader reads only tid, time and cookie), so a held sample is
+/// decoded once, when it goes on, into a local of the byte-order-specific decoder (<c>PerfSampleParser.TryDeliverJoined</c>);
+/// when the next stage is the <see cref="PerfSampleBuilder"/> it gets the two parts (chain up to the marker, the record's
+/// ips) without a merged copy (<c>PerfSampleBuilder.OnJoinedSample</c>). Any other next stage gets perf's merged chain.</para>
 /// </summary>
 [SkipLocalsInit] // PerfSample locals are large and always assigned before use.
-public sealed class DeferredCallchainJoiner : IPerfRecordHandler
+public sealed class DeferredCallchainJoiner : IPerfRecordHandler, IDeferredSampleStage
 {
     private const string LostNextEntryCode = "perf.deferred.lost-next-entry";
     private const string LostAtExitCode = "perf.deferred.lost-at-exit";
@@ -142,6 +147,8 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
     public long PendingBytes => _pendingBytes;
     /// <summary>Threads with a cached stack now.</summary>
     public int CachedStacks => _cached;
+    /// <summary>Deferred samples the reader handed over undecoded (<see cref="IDeferredSampleStage"/>; for tests).</summary>
+    internal long TakenUndecoded { get; private set; }
 
     // ------------------------------------------------------------------ records
 
@@ -172,7 +179,7 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
                     DeliverJoinedNow(s, slot.Stack.AsSpan(0, slot.StackLength));
                     return;
                 }
-                Hold(slot, s);
+                Hold(slot, s.Record.Bytes, s.Record.FileOffset, s.Event.Index, s.Time);
                 return;
             }
             // A new kernel entry of this thread: the old cookie is over.
@@ -180,7 +187,37 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
         }
         else slot = NewSlot(s.Tid);
         slot.Cookie = cookie;
-        Hold(slot, s);
+        Hold(slot, s.Record.Bytes, s.Record.FileOffset, s.Event.Index, s.Time);
+    }
+
+    /// <summary>
+    /// <see cref="OnSample"/> for a deferred sample the reader has not decoded (it is decoded once, when it goes on):
+    /// every case that holds it. A sample joined at once with a cached stack goes the ordinary way.
+    /// </summary>
+    bool IDeferredSampleStage.TryTakeDeferred(ReadOnlySpan<byte> record, long fileOffset, PerfEvent ev, int tid, ulong time, ulong cookie)
+    {
+        if (TryGetSlot(tid, out var slot))
+        {
+            if (slot.Cookie == cookie)
+            {
+                if (slot.Resolved) return false;
+                Stats.DeferredSamples++;
+                TakenUndecoded++;
+                Hold(slot, record, fileOffset, ev.Index, time);
+                return true;
+            }
+            Stats.DeferredSamples++;
+            LeaveEntry(slot, LostReason.NextEntry);
+        }
+        else
+        {
+            Stats.DeferredSamples++;
+            slot = NewSlot(tid);
+        }
+        slot.Cookie = cookie;
+        TakenUndecoded++;
+        Hold(slot, record, fileOffset, ev.Index, time);
+        return true;
     }
 
     public void OnDeferredCallchain(in PerfDeferredCallchain d)
@@ -322,9 +359,8 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
         public int LruPrev = None, LruNext = None;
     }
 
-    private void Hold(ThreadSlot slot, in PerfSample s)
+    private void Hold(ThreadSlot slot, ReadOnlySpan<byte> bytes, long fileOffset, int eventIndex, ulong time)
     {
-        var bytes = s.Record.Bytes;
         if (_pending > 0 && (_pending >= _options.MaxPendingSamples || _pendingBytes + bytes.Length > _options.MaxPendingBytes))
             MakeRoom(slot, bytes.Length);
         int i = NewEntry();
@@ -333,10 +369,10 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
         bytes.CopyTo(h.Buffer);
         h.Length = bytes.Length;
         h.Tid = slot.Tid;
-        h.FileOffset = s.Record.FileOffset;
-        h.Event = s.Event.Index;
+        h.FileOffset = fileOffset;
+        h.Event = eventIndex;
         h.HoldId = _nextHoldId++;
-        h.Time = s.Time;
+        h.Time = time;
         h.NextInThread = None;
         if (slot.Tail == None) slot.Head = i; else _held[slot.Tail].NextInThread = i;
         slot.Tail = i;
@@ -361,6 +397,7 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
         slot.Pinned = false;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int NewEntry()
     {
         if (_free != None)
@@ -374,6 +411,7 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
     }
 
     /// <summary>Takes entry <paramref name="i"/> off the hold-order list (its thread list is the caller's).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Unlink(int i)
     {
         ref var h = ref _held[i];
@@ -383,6 +421,7 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
         _pendingBytes -= h.Length;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Recycle(int i)
     {
         ref var h = ref _held[i];
@@ -422,6 +461,7 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
     }
 
     /// <summary>The thread leaves its current kernel entry: waiting samples are lost, the cached stack dropped.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void LeaveEntry(ThreadSlot slot, LostReason reason)
     {
         ulong left = slot.Cookie;
@@ -474,6 +514,7 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
 
     // ------------------------------------------------------------------ thread slots and the stack cache
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool TryGetSlot(int tid, out ThreadSlot slot)
     {
         var last = _last;
@@ -549,6 +590,7 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Uncache(ThreadSlot slot)
     {
         if (slot.LruPrev == None) _lruHead = slot.LruNext; else _slotById[slot.LruPrev].LruNext = slot.LruNext;
@@ -610,15 +652,30 @@ public sealed class DeferredCallchainJoiner : IPerfRecordHandler
         return false;
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
     private void DeliverJoined(int i, ReadOnlySpan<ulong> ips)
+    {
+        ref var h = ref _held[i];
+        if (_observer is not null)
+        {
+            DeliverJoinedObserved(i, ips);
+            return;
+        }
+        // No try/finally: if the next handler throws, the run is over anyway.
+        _delivering = true;
+        bool ok = _parser.TryDeliverJoined(h.Buffer.AsSpan(0, h.Length), h.FileOffset, _session.Events[h.Event], ips, _chain, _next);
+        _delivering = false;
+        if (!ok) ReparseFailed(h, "the copy no longer decodes");
+    }
+
+    /// <summary>As <see cref="DeliverJoined"/>, telling the observer (the injector) first.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void DeliverJoinedObserved(int i, ReadOnlySpan<ulong> ips)
     {
         ref var h = ref _held[i];
         if (!Redecode(h, out var s)) return;
         s.Callchain = Merge(s.Callchain, ips);
         s.DeferredResolution = PerfDeferredResolution.Joined;
-        _observer?.OnReleased(h.HoldId);
-        // No try/finally: if the next handler throws, the run is over anyway.
+        _observer!.OnReleased(h.HoldId);
         _delivering = true;
         _next.OnSample(in s);
         _delivering = false;
