@@ -22,5 +22,7 @@ internal static class SymbolizerFactory
         };
     }
 
+    // Its own cache of ELF files, not the unwinder's: on inputs read on two threads the unwinder runs on
+    // the reading thread and the symbolizer on the writing one, and the cache is not thread-safe.
     private static ISymbolizer ElfSymbols(string? symfs) => new ElfSymbolizer(symfs);
 }
