@@ -153,36 +153,6 @@ public sealed class CliHabitsTests
 
     // ---- a reader that goes away: exit 0, nothing on stderr ----
 
-    /// <summary>Accepts <paramref name="budget"/> bytes, then fails every write as a closed pipe does (EPIPE).</summary>
-    private sealed class ClosingStream(int budget) : Stream
-    {
-        private int _left = budget;
-        public int Written { get; private set; }
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { if (_left <= 0) throw new IOException("Broken pipe"); }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-        public override void Write(ReadOnlySpan<byte> buffer)
-        {
-            if (_left <= 0) throw new IOException("Broken pipe");
-            _left -= buffer.Length;
-            Written += buffer.Length;
-        }
-        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            Write(buffer.Span);
-            return ValueTask.CompletedTask;
-        }
-    }
-
     [Theory]
     [InlineData(0, "script")]
     [InlineData(0, "fold")]
@@ -193,17 +163,16 @@ public sealed class CliHabitsTests
     [InlineData(100, "csv")]
     public void ClosedStdoutEndsQuietly(int budget, string command)
     {
-        var (code, stderr) = Cli.RunInto(new MemoryStream(), new ClosingStream(budget), command, PerfData);
+        var (code, stderr) = Cli.RunInto(new MemoryStream(), new BrokenPipeStream(budget), command, PerfData);
         Assert.Equal("", stderr);
         Assert.Equal(0, code);
     }
-
     [Theory]
     [InlineData(0)]
     [InlineData(100)]
     public void ClosedStdoutEndsRewriteQuietly(int budget)
     {
-        var (code, stderr) = Cli.RunInto(new MemoryStream(), new ClosingStream(budget), "rewrite", RawTrace, "--perf", SideBand);
+        var (code, stderr) = Cli.RunInto(new MemoryStream(), new BrokenPipeStream(budget), "rewrite", RawTrace, "--perf", SideBand);
         Assert.Equal("", stderr);
         Assert.Equal(0, code);
     }

@@ -1,5 +1,6 @@
 using System.IO.Pipes;
 using System.Text;
+using TraceUnwind.Testing;
 using static TraceUnwind.Cli.Tests.FtracePerfCapture;
 
 namespace TraceUnwind.Cli.Tests;
@@ -12,24 +13,15 @@ namespace TraceUnwind.Cli.Tests;
 public sealed class RewriteStreamingTests
 {
     /// <summary>Collects what is written and lets a test wait for some text to appear.</summary>
-    private sealed class WatchedStream : Stream
+    private sealed class WatchedStream : WriteOnlyTestStream
     {
         private readonly MemoryStream _data = new();
         private readonly object _gate = new();
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count)
+        public override void Write(ReadOnlySpan<byte> buffer)
         {
             lock (_gate)
             {
-                _data.Write(buffer, offset, count);
+                _data.Write(buffer);
                 Monitor.PulseAll(_gate);
             }
         }

@@ -87,17 +87,10 @@ public class LinePipelineTests
     }
 
     /// <summary>An input that never ends: the same real lines over and over.</summary>
-    private sealed class EndlessStream(byte[] chunk) : Stream
+    private sealed class EndlessStream(byte[] chunk) : ReadOnlyTestStream
     {
         private int _pos;
         public long Delivered;
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
         public override int Read(Span<byte> buffer)
         {
             int n = Math.Min(buffer.Length, chunk.Length - _pos);
@@ -106,37 +99,8 @@ public class LinePipelineTests
             Delivered += n;
             return n;
         }
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => new(Read(buffer.Span));
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
-    /// <summary>An output whose reader went away: every write fails as a closed pipe does (EPIPE).</summary>
-    private sealed class BrokenPipeStream(int okBytes) : Stream
-    {
-        public long Written;
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-        public override void Write(ReadOnlySpan<byte> buffer)
-        {
-            if (Written + buffer.Length > okBytes) throw new IOException("Broken pipe");
-            Written += buffer.Length;
-        }
-        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            Write(buffer.Span);
-            return ValueTask.CompletedTask;
-        }
-    }
 
     [Fact]
     public async Task AClosedOutputEndsTheRunQuietly()
@@ -194,16 +158,9 @@ public class LinePipelineTests
         Assert.True(live.CachedProcesses <= 64);
     }
 
-    private sealed class LimitedStream(Stream inner, long limit) : Stream
+    private sealed class LimitedStream(Stream inner, long limit) : ReadOnlyTestStream
     {
         private long _left = limit;
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
         public override int Read(Span<byte> buffer)
         {
             if (_left <= 0) return 0;
@@ -211,10 +168,6 @@ public class LinePipelineTests
             _left -= n;
             return n;
         }
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => new(Read(buffer.Span));
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
 
@@ -222,7 +175,7 @@ public class LinePipelineTests
 /// A stream like stdin on a pipe or a FIFO: it delivers what was written, then its read blocks
 /// in the "kernel" and does not look at the cancellation token.
 /// </summary>
-internal sealed class BlockingStream : Stream
+internal sealed class BlockingStream : ReadOnlyTestStream
 {
     private readonly System.Collections.Concurrent.BlockingCollection<byte[]> _chunks = new();
     private byte[] _current = [];
@@ -231,13 +184,6 @@ internal sealed class BlockingStream : Stream
     public void Add(string text) => _chunks.Add(Encoding.UTF8.GetBytes(text));
     public void End() => _chunks.CompleteAdding();
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
     public override int Read(Span<byte> buffer)
     {
         if (_pos == _current.Length)
@@ -253,9 +199,6 @@ internal sealed class BlockingStream : Stream
     }
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
         new(Task.Run(() => Read(buffer.Span), CancellationToken.None));
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }
 
 public class BlockingInputTests
