@@ -81,6 +81,25 @@ public sealed class InputSource : IDisposable
         return new InputSource(name, s, seekable, Sniff(head), head, isStdin);
     }
 
+    /// <summary>
+    /// Opens <paramref name="path"/> for <c>traceunwind COMMAND</c>; when it cannot be opened, says so on
+    /// <paramref name="stderr"/> (<c>traceunwind COMMAND: cannot open 'PATH': reason</c>) and returns false.
+    /// </summary>
+    public static bool TryOpen(string path, string command, TextWriter stderr, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out InputSource? input)
+    {
+        try
+        {
+            input = Open(path);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            stderr.WriteLine($"traceunwind {command}: cannot open '{path}': {e.Message}");
+            input = null;
+            return false;
+        }
+    }
+
     /// <summary>Decides the format from the first bytes.</summary>
     public static InputFormat Sniff(ReadOnlySpan<byte> head)
     {

@@ -32,16 +32,8 @@ internal static class SampleCommandRunner
             return (int)ExitCode.InputError;
         }
 
-        InputSource input;
-        try
-        {
-            input = InputSource.Open(inputPath);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            stderr.WriteLine($"traceunwind {command}: cannot open '{inputPath}': {e.Message}");
+        if (!InputSource.TryOpen(inputPath, command, stderr, out var input))
             return (int)ExitCode.InputError;
-        }
 
         using (input)
         {

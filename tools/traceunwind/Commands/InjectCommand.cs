@@ -62,16 +62,8 @@ internal static class InjectCommand
             return (int)ExitCode.UsageError;
         }
 
-        InputSource input;
-        try
-        {
-            input = InputSource.Open(inputPath);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            stderr.WriteLine($"traceunwind inject: cannot open '{inputPath}': {e.Message}");
+        if (!InputSource.TryOpen(inputPath, "inject", stderr, out var input))
             return (int)ExitCode.InputError;
-        }
 
         using (input)
         {
